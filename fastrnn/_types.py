@@ -1,0 +1,65 @@
+"""Named tuples returned by the cells; shared by the fast kernels and the reference.
+
+Both implementations build the same cache, so a cache from one can be fed to the
+other's backward (the parity tests do exactly that).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class LSTMState(NamedTuple):
+    h: np.ndarray  # (B, H)
+    c: np.ndarray  # (B, H)
+
+
+class LSTMCache(NamedTuple):
+    """What :func:`fastrnn.lstm_backward` needs. Private copies, never the caller's arrays."""
+
+    x: np.ndarray  # (T, B, D)
+    w_ih: np.ndarray  # (4H, D)
+    w_hh: np.ndarray  # (4H, H)
+    h: np.ndarray  # (T+1, B, H); h[0] is the initial state
+    c: np.ndarray  # (T+1, B, H); c[0] is the initial state
+    gates: np.ndarray  # (T, B, 4H); activated gates in order i, f, g, o
+
+
+class LSTMForward(NamedTuple):
+    y: np.ndarray  # (T, B, H)
+    state: LSTMState  # (h_n, c_n)
+    cache: LSTMCache
+
+
+class LSTMGrads(NamedTuple):
+    dx: np.ndarray  # (T, B, D)
+    dw_ih: np.ndarray  # (4H, D)
+    dw_hh: np.ndarray  # (4H, H)
+    db: np.ndarray  # (4H,)
+    dh0: np.ndarray  # (B, H)
+    dc0: np.ndarray  # (B, H)
+
+
+class RNNCache(NamedTuple):
+    """What :func:`fastrnn.rnn_backward` needs. Private copies, never the caller's arrays."""
+
+    x: np.ndarray  # (T, B, D)
+    w_ih: np.ndarray  # (H, D)
+    w_hh: np.ndarray  # (H, H)
+    h: np.ndarray  # (T+1, B, H); h[0] is the initial state
+
+
+class RNNForward(NamedTuple):
+    y: np.ndarray  # (T, B, H)
+    h_n: np.ndarray  # (B, H)
+    cache: RNNCache
+
+
+class RNNGrads(NamedTuple):
+    dx: np.ndarray  # (T, B, D)
+    dw_ih: np.ndarray  # (H, D)
+    dw_hh: np.ndarray  # (H, H)
+    db: np.ndarray  # (H,)
+    dh0: np.ndarray  # (B, H)

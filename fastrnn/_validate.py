@@ -1,0 +1,193 @@
+"""Argument checking and preparation for every public entry point.
+
+Kernels never check anything (bounds checks are off), so every shape, dtype and
+layout question is settled here, before any kernel runs.  The fast wrappers and
+the reference twin share this module, so both accept and reject exactly the same
+inputs.
+
+What the wrappers hand to kernels is always: C-contiguous, native byte order,
+one common dtype (float32 or float64), and private -- a copy wherever the
+array is kept (in the cache) or written to, so a caller's array is never
+modified and never aliased by anything returned.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_array(name: str, value, ndim: int, layout: str) -> np.ndarray:
+    """``value`` as an ndarray of float32/float64 with ``ndim`` dims (no copy made here).
+
+    ``layout`` is the documented shape, e.g. ``"(T, B, D)"``, used in messages.
+    """
+    if value is None:
+        raise TypeError(f"{name} must be a float32 or float64 array of shape {layout}; got None")
+    array = np.asarray(value)
+    dtype = array.dtype
+    if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+        raise TypeError(
+            f"{name} must have dtype float32 or float64; got {dtype} "
+            f"(convert explicitly, e.g. {name}.astype(np.float32))"
+        )
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D with shape {layout}; got {array.ndim}-D shape {array.shape}")
+    return array
+
+
+def native(dtype: np.dtype) -> np.dtype:
+    """The native-byte-order twin of a float dtype (byte-swapped input is accepted)."""
+    return dtype.newbyteorder("=")
+
+
+def check_same_dtype(name: str, array: np.ndarray, dtype: np.dtype, leader: str) -> None:
+    if native(array.dtype) != dtype:
+        raise TypeError(
+            f"{name} has dtype {native(array.dtype)} but {leader} has dtype {dtype}; "
+            "all arrays of one call must share a dtype (mixed float32/float64 is not allowed)"
+        )
+
+
+def check_shape(name: str, array: np.ndarray, expected: tuple, layout: str) -> None:
+    if array.shape != tuple(expected):
+        raise ValueError(f"{name} has shape {array.shape}; expected {layout} = {tuple(expected)}")
+
+
+def check_finite_values(name: str, array: np.ndarray) -> None:
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or Inf (raised because check_finite=True)")
+
+
+def private_copy(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous, native-order copy that nobody else holds."""
+    return np.array(array, dtype=dtype, order="C", copy=True)
+
+
+class ForwardArgs(NamedTuple):
+    x: np.ndarray  # (T, B, D), private copy
+    w_ih: np.ndarray  # (G*H, D), private copy
+    w_hh: np.ndarray  # (G*H, H), private copy
+    b: np.ndarray  # (G*H,), private copy
+    states: tuple  # each (B, H) array or None (None means zeros)
+    dtype: np.dtype
+
+
+def prepare_forward(gates: int, x, w_ih, w_hh, b, states: dict, check_finite: bool) -> ForwardArgs:
+    """Validate the forward arguments of a cell with ``gates`` gates (G).
+
+    ``states`` maps argument names (``"h0"``, ``"c0"``) to the caller's values.
+    """
+    g_layout = "" if gates == 1 else f"{gates}*"
+    x = as_float_array("x", x, 3, "(T, B, D)")
+    dtype = native(x.dtype)
+    w_hh = as_float_array("w_hh", w_hh, 2, f"({g_layout}H, H)")
+    w_ih = as_float_array("w_ih", w_ih, 2, f"({g_layout}H, D)")
+    b = as_float_array("b", b, 1, f"({g_layout}H,)")
+    for name, array in (("w_ih", w_ih), ("w_hh", w_hh), ("b", b)):
+        check_same_dtype(name, array, dtype, "x")
+
+    T, B, D = x.shape
+    H = w_hh.shape[1]
+    if H < 1:
+        raise ValueError(f"w_hh has shape {w_hh.shape}; the hidden size H (its second dimension) must be at least 1")
+    check_shape("w_hh", w_hh, (gates * H, H), f"({g_layout}H, H) with H={H} from w_hh.shape[1]")
+    check_shape("w_ih", w_ih, (gates * H, D), f"({g_layout}H, D) with H={H}, D={D} from x")
+    check_shape("b", b, (gates * H,), f"({g_layout}H,) with H={H}")
+
+    prepared_states = []
+    for name, value in states.items():
+        if value is None:
+            prepared_states.append(None)
+            continue
+        array = as_float_array(name, value, 2, "(B, H)")
+        check_same_dtype(name, array, dtype, "x")
+        check_shape(name, array, (B, H), f"(B, H) with B={B} from x, H={H} from w_hh")
+        prepared_states.append(array)
+
+    if check_finite:
+        for name, array in (("x", x), ("w_ih", w_ih), ("w_hh", w_hh), ("b", b)):
+            check_finite_values(name, array)
+        for name, array in zip(states, prepared_states):
+            if array is not None:
+                check_finite_values(name, array)
+
+    return ForwardArgs(
+        x=private_copy(x, dtype),
+        w_ih=private_copy(w_ih, dtype),
+        w_hh=private_copy(w_hh, dtype),
+        b=private_copy(b, dtype),
+        states=tuple(prepared_states),
+        dtype=dtype,
+    )
+
+
+def check_cache(cache, cache_type: type, gates: int, producer: str) -> tuple:
+    """Check a cache's type and internal shapes; return (T, B, D, H, dtype).
+
+    A cache is normally what ``producer`` returned, but it is a plain tuple a
+    caller could build or edit, and kernels would read out of bounds on a bad
+    one, so its shapes are checked too.
+    """
+    if not isinstance(cache, cache_type):
+        raise TypeError(f"cache must be the {cache_type.__name__} returned by {producer}; got {type(cache).__name__}")
+    x = cache.x
+    if not isinstance(x, np.ndarray) or x.ndim != 3 or native(x.dtype) not in SUPPORTED_DTYPES:
+        raise ValueError(f"cache.x must be a float32/float64 array of shape (T, B, D); got {getattr(x, 'shape', x)!r}")
+    dtype = native(x.dtype)
+    T, B, D = x.shape
+    H = cache.w_hh.shape[1] if getattr(cache.w_hh, "ndim", 0) == 2 else -1
+    expected = {
+        "w_ih": (gates * H, D),
+        "w_hh": (gates * H, H),
+        "h": (T + 1, B, H),
+        "c": (T + 1, B, H),
+        "gates": (T, B, gates * H),
+    }
+    for name in cache_type._fields:
+        if name == "x":
+            continue
+        array = getattr(cache, name)
+        if (
+            not isinstance(array, np.ndarray)
+            or array.shape != expected[name]
+            or array.dtype != dtype
+            or not array.flags.c_contiguous
+        ):
+            raise ValueError(
+                f"cache.{name} is not as {producer} left it (expected a C-contiguous {dtype} array of shape "
+                f"{expected[name]}; got {getattr(array, 'dtype', type(array).__name__)} "
+                f"{getattr(array, 'shape', '')}); pass the cache unchanged"
+            )
+    if not x.flags.c_contiguous or x.dtype != dtype:
+        raise ValueError(f"cache.x is not as {producer} left it; pass the cache unchanged")
+    return T, B, D, H, dtype
+
+
+def prepare_backward(dy, T: int, B: int, H: int, dtype: np.dtype, dstates: dict, check_finite: bool) -> tuple:
+    """Validate ``dy`` and the final-state gradients against a checked cache.
+
+    Returns ``(dy, [dstate, ...])``: ``dy`` C-contiguous (a view when it already
+    is; kernels only read it) and each final-state gradient as a fresh array
+    (zeros for None), because the kernels use it as the running gradient.
+    """
+    dy = as_float_array("dy", dy, 3, "(T, B, H)")
+    check_same_dtype("dy", dy, dtype, "the forward pass (cache)")
+    check_shape("dy", dy, (T, B, H), "(T, B, H), the shape of y")
+    if check_finite:
+        check_finite_values("dy", dy)
+    prepared = []
+    for name, value in dstates.items():
+        if value is None:
+            prepared.append(np.zeros((B, H), dtype))  # (B, H)
+            continue
+        array = as_float_array(name, value, 2, "(B, H)")
+        check_same_dtype(name, array, dtype, "the forward pass (cache)")
+        check_shape(name, array, (B, H), "(B, H), the shape of the final state")
+        if check_finite:
+            check_finite_values(name, array)
+        prepared.append(private_copy(array, dtype))
+    return np.ascontiguousarray(dy, dtype=dtype), prepared

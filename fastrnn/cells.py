@@ -1,0 +1,214 @@
+"""LSTM and vanilla-RNN cells: the fast public API.
+
+Conventions (stated once here; every module uses the same letters)
+------------------------------------------------------------------
+Shape letters:
+
+* ``T`` -- time steps;  ``B`` -- batch;  ``D`` -- input features;
+* ``H`` -- hidden size;  ``G`` -- gates per cell: 4 for the LSTM, 1 for the RNN.
+
+Layout follows PyTorch's ``nn.LSTM`` / ``nn.RNN`` (``batch_first=False``):
+
+* ``x`` is time-major, ``(T, B, D)``; ``y`` is ``(T, B, H)`` and holds every hidden state;
+* ``w_ih`` is ``(G*H, D)``, ``w_hh`` is ``(G*H, H)``, ``b`` is ``(G*H,)``;
+  a torch module's ``bias_ih_l0 + bias_hh_l0`` is ``b``;
+* ``h0``, ``c0``, ``h_n``, ``c_n`` are ``(B, H)``; ``None`` means zeros.
+
+LSTM gate order is **i, f, g, o** (rows ``[0:H]``, ``[H:2H]``, ``[2H:3H]``, ``[3H:4H]``)::
+
+    [i f g o] = x @ w_ih.T + h @ w_hh.T + b
+    i, f, o = sigmoid(.), g = tanh(.)
+    c' = f * c + i * g
+    h' = o * tanh(c')
+
+RNN: ``h' = tanh(x @ w_ih.T + h @ w_hh.T + b)``.
+
+Backward returns the gradient of
+``sum(dy * y) + sum(dh_n * h_n) + sum(dc_n * c_n)`` with respect to every input.
+
+dtypes: float32 or float64, one dtype per call, computed in that precision; the
+outputs have the input dtype.  Byte-swapped, strided, F-ordered and read-only
+arrays are accepted (copied); other dtypes raise ``TypeError``.
+
+Empty inputs are defined: with ``T == 0`` the final state is the initial state
+and the weight gradients are zeros; with ``B == 0`` every output is empty and
+the weight gradients are zeros.
+
+Memory: the cache keeps private copies of ``x``, ``w_ih`` and ``w_hh`` plus,
+per step, ``h`` and ``c`` (LSTM) and the four activated gates -- ``6*B*H``
+numbers per step for the LSTM, ``B*H`` for the RNN -- so a forward never
+depends on a caller leaving its arrays alone afterwards.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validate as v
+from ._types import LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache, RNNForward, RNNGrads
+from .kernels.lstm import lstm_backward_kernel, lstm_forward_kernel
+from .kernels.rnn import rnn_backward_kernel, rnn_forward_kernel
+
+__all__ = ["lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward"]
+
+
+def _initial(state, T: int, B: int, H: int, dtype) -> np.ndarray:
+    """(T+1, B, H) buffer with [0] set to the initial state (zeros for None)."""
+    buffer = np.empty((T + 1, B, H), dtype)  # (T+1, B, H)
+    buffer[0] = 0 if state is None else state
+    return buffer
+
+
+def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, check_finite=False) -> LSTMForward:
+    """Run an LSTM over a sequence.
+
+    Parameters
+    ----------
+    x : array (T, B, D), float32 or float64
+    w_ih : array (4H, D)
+    w_hh : array (4H, H)
+    b : array (4H,)
+        Gate order i, f, g, o (see :mod:`fastrnn.cells`).
+    h0, c0 : array (B, H), optional
+        Initial hidden and cell state; ``None`` means zeros.
+    check_finite : bool, default False
+        Raise ``ValueError`` if any input holds NaN or Inf.  When False, NaN
+        and Inf propagate as they would in the reference.
+
+    Returns
+    -------
+    LSTMForward
+        ``(y, (h_n, c_n), cache)``: ``y`` (T, B, H); ``h_n``, ``c_n`` (B, H);
+        ``cache`` for :func:`lstm_backward`.
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float32/float64, or mixed dtypes.
+    ValueError
+        A wrong number of dimensions or mismatched shapes; non-finite input
+        with ``check_finite=True``.
+    """
+    args = v.prepare_forward(4, x, w_ih, w_hh, b, {"h0": h0, "c0": c0}, check_finite)
+    T, B, _ = args.x.shape
+    H = args.w_hh.shape[1]
+    h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
+    c = _initial(args.states[1], T, B, H, args.dtype)  # (T+1, B, H)
+    gates = np.empty((T, B, 4 * H), args.dtype)  # (T, B, 4H)
+    work = np.empty((B, 4 * H), args.dtype)  # (B, 4H)
+    lstm_forward_kernel(args.x, args.w_ih, args.w_hh, args.b, h, c, gates, work)
+    cache = LSTMCache(args.x, args.w_ih, args.w_hh, h, c, gates)
+    return LSTMForward(h[1:].copy(), LSTMState(h[T].copy(), c[T].copy()), cache)
+
+
+def lstm_backward(dy, cache, dh_n=None, dc_n=None, *, check_finite=False) -> LSTMGrads:
+    """Backpropagate through an LSTM forward pass (full BPTT).
+
+    Parameters
+    ----------
+    dy : array (T, B, H)
+        Gradient arriving at ``y``.
+    cache : LSTMCache
+        The cache returned by :func:`lstm_forward` (or by the reference twin).
+    dh_n, dc_n : array (B, H), optional
+        Gradients arriving at the final state; ``None`` means zeros.
+    check_finite : bool, default False
+        Raise ``ValueError`` if ``dy``/``dh_n``/``dc_n`` hold NaN or Inf.
+
+    Returns
+    -------
+    LSTMGrads
+        ``(dx, dw_ih, dw_hh, db, dh0, dc0)`` with the shapes of
+        ``x, w_ih, w_hh, b, h0, c0``; new arrays of the forward's dtype.
+
+    Raises
+    ------
+    TypeError
+        ``cache`` is not an LSTMCache, or a dtype differs from the forward's.
+    ValueError
+        A shape differs from the forward's, or the cache was altered.
+    """
+    T, B, D, H, dtype = v.check_cache(cache, LSTMCache, 4, "lstm_forward")
+    dy, (dh, dc) = v.prepare_backward(dy, T, B, H, dtype, {"dh_n": dh_n, "dc_n": dc_n}, check_finite)
+    dgates = np.empty((T, B, 4 * H), dtype)  # (T, B, 4H)
+    dx = np.empty((T, B, D), dtype)  # (T, B, D)
+    dw_ih = np.empty((4 * H, D), dtype)  # (4H, D)
+    dw_hh = np.empty((4 * H, H), dtype)  # (4H, H)
+    db = np.empty(4 * H, dtype)  # (4H,)
+    lstm_backward_kernel(dy, cache.x, cache.w_ih, cache.w_hh, cache.h, cache.c, cache.gates,
+                         dh, dc, dgates, dx, dw_ih, dw_hh, db)
+    return LSTMGrads(dx, dw_ih, dw_hh, db, dh, dc)
+
+
+def rnn_forward(x, w_ih, w_hh, b, h0=None, *, check_finite=False) -> RNNForward:
+    """Run a vanilla tanh RNN over a sequence.
+
+    Parameters
+    ----------
+    x : array (T, B, D), float32 or float64
+    w_ih : array (H, D)
+    w_hh : array (H, H)
+    b : array (H,)
+    h0 : array (B, H), optional
+        Initial hidden state; ``None`` means zeros.
+    check_finite : bool, default False
+        Raise ``ValueError`` if any input holds NaN or Inf.
+
+    Returns
+    -------
+    RNNForward
+        ``(y, h_n, cache)``: ``y`` (T, B, H); ``h_n`` (B, H); ``cache`` for
+        :func:`rnn_backward`.
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float32/float64, or mixed dtypes.
+    ValueError
+        A wrong number of dimensions or mismatched shapes; non-finite input
+        with ``check_finite=True``.
+    """
+    args = v.prepare_forward(1, x, w_ih, w_hh, b, {"h0": h0}, check_finite)
+    T, B, _ = args.x.shape
+    H = args.w_hh.shape[1]
+    h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
+    work = np.empty((B, H), args.dtype)  # (B, H)
+    rnn_forward_kernel(args.x, args.w_ih, args.w_hh, args.b, h, work)
+    return RNNForward(h[1:].copy(), h[T].copy(), RNNCache(args.x, args.w_ih, args.w_hh, h))
+
+
+def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
+    """Backpropagate through an RNN forward pass (full BPTT).
+
+    Parameters
+    ----------
+    dy : array (T, B, H)
+        Gradient arriving at ``y``.
+    cache : RNNCache
+        The cache returned by :func:`rnn_forward` (or by the reference twin).
+    dh_n : array (B, H), optional
+        Gradient arriving at the final state; ``None`` means zeros.
+    check_finite : bool, default False
+        Raise ``ValueError`` if ``dy``/``dh_n`` hold NaN or Inf.
+
+    Returns
+    -------
+    RNNGrads
+        ``(dx, dw_ih, dw_hh, db, dh0)`` with the shapes of ``x, w_ih, w_hh, b, h0``.
+
+    Raises
+    ------
+    TypeError
+        ``cache`` is not an RNNCache, or a dtype differs from the forward's.
+    ValueError
+        A shape differs from the forward's, or the cache was altered.
+    """
+    T, B, D, H, dtype = v.check_cache(cache, RNNCache, 1, "rnn_forward")
+    dy, (dh,) = v.prepare_backward(dy, T, B, H, dtype, {"dh_n": dh_n}, check_finite)
+    da = np.empty((T, B, H), dtype)  # (T, B, H)
+    dx = np.empty((T, B, D), dtype)  # (T, B, D)
+    dw_ih = np.empty((H, D), dtype)  # (H, D)
+    dw_hh = np.empty((H, H), dtype)  # (H, H)
+    db = np.empty(H, dtype)  # (H,)
+    rnn_backward_kernel(dy, cache.x, cache.w_ih, cache.w_hh, cache.h, dh, da, dx, dw_ih, dw_hh, db)
+    return RNNGrads(dx, dw_ih, dw_hh, db, dh)

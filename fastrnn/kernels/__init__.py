@@ -1,0 +1,1 @@
+"""Numba kernels in loop form.  Stateless; no argument checking (see ``fastrnn.cells``)."""

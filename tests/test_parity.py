@@ -1,0 +1,114 @@
+"""The Numba kernels agree with the NumPy reference: outputs, final states, every gradient."""
+
+from __future__ import annotations
+
+import itertools
+
+import numba
+import numpy as np
+import pytest
+
+from fastrnn._jit import JIT_OPTIONS
+
+from conftest import DTYPES, assert_close, grad_names, make_problem, run_cell
+
+SHAPES = list(itertools.product([1, 2, 17], [1, 3]))  # (T, B), with D=5 != H=7
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("T,B", SHAPES)
+@pytest.mark.parametrize("with_state", [False, True], ids=["no_h0", "h0"])
+@pytest.mark.parametrize("with_dstate", [False, True], ids=["no_dh_n", "dh_n"])
+def test_fast_matches_reference(cell, dtype, T, B, with_state, with_dstate):
+    problem = make_problem(cell, T, B, 5, 7, dtype, with_state=with_state, with_dstate=with_dstate, seed=T * 10 + B)
+    y, states, grads = run_cell(cell, "fast", problem)
+    y_ref, states_ref, grads_ref = run_cell(cell, "reference", problem)
+    assert_close(y, y_ref, name="y")
+    for name, a, e in zip(("h_n", "c_n"), states, states_ref):
+        assert_close(a, e, name=name)
+    for name, a, e in zip(grad_names(cell), grads, grads_ref):
+        assert_close(a, e, name=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_caches_are_interchangeable(cell, dtype):
+    """A cache from one implementation gives the same gradients in the other's backward."""
+    p = make_problem(cell, 6, 2, 3, 4, dtype)
+    fast = cell.forward(p["x"], p["w_ih"], p["w_hh"], p["b"], *p["states0"])
+    ref = cell.ref_forward(p["x"], p["w_ih"], p["w_hh"], p["b"], *p["states0"])
+    assert type(fast.cache) is type(ref.cache)
+    for name, a, e in zip(fast.cache._fields, fast.cache, ref.cache):
+        assert_close(a, e, name=f"cache.{name}")
+    cross = cell.backward(p["dy"], ref.cache, *p["dstates_n"])
+    expected = cell.ref_backward(p["dy"], ref.cache, *p["dstates_n"])
+    for name, a, e in zip(grad_names(cell), cross, expected):
+        assert_close(a, e, name=name)
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_matches_textbook_equations(cell, impl, dtype):
+    """One step, written out from the documented equations, guards both twins at once."""
+    p = make_problem(cell, 1, 2, 3, 4, dtype)
+    forward, _ = cell.impl(impl)
+    out = forward(p["x"], p["w_ih"], p["w_hh"], p["b"], *p["states0"])
+    x = p["x"][0].astype(np.float64)
+    h0 = p["states0"][0].astype(np.float64)
+    a = x @ p["w_ih"].T.astype(np.float64) + h0 @ p["w_hh"].T.astype(np.float64) + p["b"]
+    if cell.name == "lstm":
+        H = 4
+        sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731 - small, moderate inputs only
+        i, f, g, o = sig(a[:, :H]), sig(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), sig(a[:, 3 * H:])
+        c = f * p["states0"][1] + i * g
+        h = o * np.tanh(c)
+        assert_close(cell.final_state(out)[1], c.astype(dtype), name="c_n")
+    else:
+        h = np.tanh(a)
+    assert_close(out.y[0], h.astype(dtype), rtol=1e-5 if dtype == np.float32 else 1e-12, name="y")
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_output_dtype_follows_input(cell, impl, dtype):
+    p = make_problem(cell, 3, 2, 3, 4, dtype)
+    y, states, grads = run_cell(cell, impl, p)
+    for array in (y, *states, *grads):
+        assert array.dtype == np.dtype(dtype)
+
+
+def test_float32_kernels_do_no_float64_work(cell):
+    """No float64 arithmetic hides in a float32 call (a bare 1.0 literal would promote)."""
+    p = make_problem(cell, 2, 2, 3, 4, np.float32)
+    run_cell(cell, "fast", p)
+    from fastrnn.kernels import lstm, rnn
+
+    kernels = {"lstm": (lstm.lstm_forward_kernel, lstm.lstm_backward_kernel),
+               "rnn": (rnn.rnn_forward_kernel, rnn.rnn_backward_kernel)}[cell.name]
+    for kernel in kernels:
+        for signature in kernel.signatures:
+            if "float32" not in str(signature[0]):
+                continue
+            # Inspection of code loaded from the on-disk cache is disabled, so
+            # compile an uncached twin of the kernel for this signature.
+            fresh = numba.njit(**{**JIT_OPTIONS, "cache": False})(kernel.py_func)
+            fresh.compile(signature)
+            ir = fresh.inspect_llvm(signature)
+            # Any float32 value that meets a float64 must be widened by fpext.
+            assert "fpext" not in ir and "fptrunc" not in ir, f"{kernel.__name__} {signature} widens float32 to float64"
+
+
+@pytest.mark.parametrize("T,B", [(0, 3), (4, 0), (0, 0)])
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_empty_sequences_and_batches(cell, impl, T, B):
+    """T == 0: the final state is the initial state; B == 0: empty outputs.  Weight grads are zeros."""
+    p = make_problem(cell, T, B, 3, 4, np.float64)
+    y, states, grads = run_cell(cell, impl, p)
+    assert y.shape == (T, B, 4)
+    for final, initial in zip(states, p["states0"]):
+        np.testing.assert_array_equal(final, initial if T == 0 else final)
+    dx, dw_ih, dw_hh, db, *dstates0 = grads
+    assert dx.shape == (T, B, 3)
+    assert not dw_ih.any() and not dw_hh.any() and not db.any()
+    if T == 0:
+        for d0, dn in zip(dstates0, p["dstates_n"]):
+            np.testing.assert_array_equal(d0, dn)
