@@ -7,4 +7,5 @@ and ``run(args) -> int``.  Modules must not import heavy optional packages
 
 COMMANDS = {
     # name: module, one line each (bench, train, sample)
+    "bench": "fastrnn.cli.bench",
 }

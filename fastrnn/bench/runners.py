@@ -1,0 +1,62 @@
+"""Zero-argument callables that run one benchmark case.
+
+Inputs are allocated once, outside the timed call.  ``fwdbwd`` means the
+forward pass followed by the backward pass of ``sum(y * dy)``, with every
+implementation computing gradients for the input and all parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..registry import CELLS, Cell
+from .grid import Shape
+
+IMPLS = ("fastrnn", "reference", "torch", "jax")
+
+
+def make_inputs(cell: Cell, shape: Shape, dtype, seed: int = 0) -> dict:
+    """Random inputs with PyTorch's initialization scale, so gates neither saturate nor vanish."""
+    rng = np.random.default_rng(seed)
+    T, B, D, H = shape
+    G = cell.gates
+    bound = 1 / np.sqrt(H)
+
+    def uniform(*dims):
+        return rng.uniform(-bound, bound, dims).astype(dtype)
+
+    return {
+        "x": rng.standard_normal((T, B, D)).astype(dtype),
+        "w_ih": uniform(G * H, D),
+        "w_hh": uniform(G * H, H),
+        "b": uniform(G * H),
+        "dy": rng.standard_normal((T, B, H)).astype(dtype),
+    }
+
+
+def numpy_runner(cell: Cell, impl: str, shape: Shape, dtype, mode: str, forward=None, backward=None) -> Callable[[], None]:
+    """fastrnn or its reference twin (or any pair with their signatures, e.g. a deliberately slowed kernel)."""
+    if forward is None:
+        forward, backward = cell.impl("fast" if impl == "fastrnn" else "reference")
+    p = make_inputs(cell, shape, dtype)
+    x, w_ih, w_hh, b, dy = p["x"], p["w_ih"], p["w_hh"], p["b"], p["dy"]
+    if mode == "fwd":
+        return lambda: forward(x, w_ih, w_hh, b)
+
+    def run():
+        out = forward(x, w_ih, w_hh, b)
+        backward(dy, out.cache)
+
+    return run
+
+
+def make_runner(impl: str, cell_name: str, shape: Shape, dtype, mode: str, threads: int) -> Callable[[], None]:
+    """The callable for one case.  Raises ImportError when a peer library is missing."""
+    cell = CELLS[cell_name]
+    if impl in ("fastrnn", "reference"):
+        return numpy_runner(cell, impl, shape, dtype, mode)
+    from . import peers
+
+    return peers.make_peer_runner(impl, cell, shape, dtype, mode, threads, make_inputs(cell, shape, dtype))

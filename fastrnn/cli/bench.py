@@ -1,0 +1,128 @@
+"""Time fastrnn against its NumPy reference, PyTorch and JAX, interleaved in one process.
+
+For every shape it reports the median time per call, GFLOP/s (matrix-product
+FLOPs only), the fraction of this machine's GEMM peak (an n x n np.matmul of
+the same dtype, measured in the same run), and the speedup over each peer:
+``x torch = torch time / fastrnn time``, so above 1 means fastrnn is faster.
+Peers that cannot be imported are left out (``pip install "fastrnn[peers]"``).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+
+HELP = "benchmark fastrnn against the reference, PyTorch and JAX"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--quick", action="store_true", help="a small grid that finishes in seconds")
+    parser.add_argument("--cell", nargs="+", choices=["lstm", "rnn"], default=["lstm", "rnn"])
+    parser.add_argument("--dtype", nargs="+", choices=["float32", "float64"], default=["float32"])
+    parser.add_argument("--batch", nargs="+", type=int, metavar="B", help="batch sizes")
+    parser.add_argument("--hidden", nargs="+", type=int, metavar="H", help="hidden sizes")
+    parser.add_argument("--seq-len", nargs="+", type=int, metavar="T", help="sequence lengths")
+    parser.add_argument("--input-size", type=int, metavar="D", help="input features (default: D = H)")
+    parser.add_argument("--mode", nargs="+", choices=["fwd", "fwdbwd"], default=["fwd", "fwdbwd"],
+                        help="fwd: forward only; fwdbwd: forward then backward of sum(y*dy)")
+    parser.add_argument("--impl", nargs="+", choices=["fastrnn", "reference", "torch", "jax"],
+                        default=["fastrnn", "reference", "torch", "jax"], help="implementations to time")
+    parser.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
+    parser.add_argument("--rounds", type=int, help="timing rounds per case (median is reported)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+
+
+def _positive(name, values):
+    for v in values:
+        if v < 1:
+            raise SystemExit(f"fastrnn bench: {name} must be positive integers; got {v}")
+    return values
+
+
+def run(args) -> int:
+    from ..bench import grid, harness, peers, runners
+    from ..registry import CELLS
+
+    peers.configure_threads(_positive("--threads", [args.threads])[0])
+    axes = dict(grid.QUICK if args.quick else grid.TARGET)
+    if args.batch:
+        axes["batches"] = _positive("--batch", args.batch)
+    if args.hidden:
+        axes["hiddens"] = _positive("--hidden", args.hidden)
+    if args.seq_len:
+        axes["seq_lens"] = _positive("--seq-len", args.seq_len)
+    shapes = grid.product(**axes, input_size=args.input_size)
+    impls = [i for i in args.impl if i in ("fastrnn", "reference") or peers.available(i)]
+    missing = [i for i in args.impl if i not in impls]
+    if "fastrnn" not in impls:
+        impls.insert(0, "fastrnn")
+    timing = dict(min_sample=1e-3, rounds=args.rounds or 5, budget=0.3) if args.quick else \
+        dict(min_sample=2e-3, rounds=args.rounds or 7, budget=0.6)
+
+    started = time.perf_counter()
+    peaks = {dtype: harness.gemm_gflops(dtype) for dtype in args.dtype}
+    cases = [(c, d, m, s) for c in args.cell for d in args.dtype for m in args.mode for s in shapes]
+    results = []
+    for n, (cell_name, dtype, mode, shape) in enumerate(cases, 1):
+        print(f"\r[{n}/{len(cases)}] {cell_name} {dtype} {mode} {shape.label()} ...".ljust(70),
+              end="", file=sys.stderr, flush=True)
+        case_runners = {impl: runners.make_runner(impl, cell_name, shape, dtype, mode, args.threads) for impl in impls}
+        timings = harness.measure(case_runners, **timing)
+        flops = CELLS[cell_name].flops(*shape, backward=(mode == "fwdbwd"))
+        fast = timings["fastrnn"].seconds
+        results.append({
+            "cell": cell_name, "dtype": dtype, "mode": mode, **shape._asdict(),
+            "seconds": {impl: t.seconds for impl, t in timings.items()},
+            "gflops": flops / fast / 1e9,
+            "peak_fraction": flops / fast / 1e9 / peaks[dtype],
+            "speedup": {impl: t.seconds / fast for impl, t in timings.items() if impl != "fastrnn"},
+        })
+    print("\r".ljust(72) + "\r", end="", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - started
+
+    print(_table(results, impls, peaks))
+    print(f"\n{len(results)} cases in {elapsed:.0f} s, {args.threads} threads; "
+          f"x IMPL = IMPL time / fastrnn time (above 1: fastrnn is faster).")
+    if missing:
+        print(f"not installed, left out: {', '.join(missing)} (pip install \"fastrnn[peers]\")")
+    if args.json:
+        meta = {"python": platform.python_version(), "machine": platform.machine(), "processor": _cpu_name(),
+                "threads": args.threads, "gemm_gflops": peaks, "date": time.strftime("%Y-%m-%d")}
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "results": results}, f, indent=1)
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _format_time(seconds: float) -> str:
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def _table(results, impls, peaks) -> str:
+    peers = [i for i in impls if i != "fastrnn"]
+    header = ["cell", "dtype", "mode", "T", "B", "D", "H", "fastrnn", "GFLOP/s", "%peak"] + [f"x {p}" for p in peers]
+    rows = [header]
+    for r in results:
+        rows.append([r["cell"], r["dtype"], r["mode"], r["T"], r["B"], r["D"], r["H"],
+                     _format_time(r["seconds"]["fastrnn"]), f"{r['gflops']:.1f}", f"{100 * r['peak_fraction']:.0f}%"]
+                    + [f"{r['speedup'][p]:.2f}" for p in peers])
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(str(v).rjust(w) for v, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    peak_note = ", ".join(f"{d} {g:.0f} GFLOP/s" for d, g in peaks.items())
+    return "\n".join(lines) + f"\n\nGEMM peak (np.matmul 1024^3, this run): {peak_note}"
