@@ -1,13 +1,15 @@
-"""The one place where Numba options are chosen.
+"""The one place where Numba is configured.
 
 Every kernel in fastrnn is compiled through :func:`jit`; no other module passes
-options to Numba (``tests/test_style.py`` rejects a bare ``fastmath=``/``njit``
+options to Numba (``tests/test_style.py`` rejects ``numba.njit``/``fastmath=``
 anywhere else).
 
 Choices and why:
 
-* ``cache=True`` -- compiled machine code is written next to the source and a
-  second process loads it instead of recompiling (seconds -> milliseconds).
+* ``cache=True`` -- compiled machine code is written to disk and a second
+  process loads it instead of recompiling (about a second per kernel and
+  dtype -> milliseconds).  See :class:`_KernelSourcesStamp` for how the cache
+  is kept from going stale.
 * ``nogil=True`` -- kernels release the GIL, so threads can run them
   concurrently; the kernels are stateless, so this is safe.
 * ``error_model="numpy"`` -- division by zero gives inf/nan as in NumPy instead
@@ -17,15 +19,23 @@ Choices and why:
   runs, so the kernels never index out of bounds.
 * ``fastmath`` -- the flags are named one by one.  ``nnan`` and ``ninf`` are
   left out on purpose: with them LLVM may assume no NaN/Inf exists and fold
-  away the very comparisons that make saturating activations and NaN
-  propagation behave like the reference.  ``reassoc`` lets reductions (the
-  bias gradient, dot loops) vectorize; ``contract`` allows FMA; ``nsz``/``arcp``
-  /``afn`` are harmless here and free LLVM to use reciprocal and fused forms.
+  away the comparisons that make saturating activations and NaN propagation
+  behave like the reference.  ``reassoc`` lets reductions (the bias gradient)
+  vectorize; ``contract`` allows FMA; ``nsz``/``arcp``/``afn`` free LLVM to use
+  reciprocal and fused forms.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+import pathlib
+
 import numba
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 FASTMATH_FLAGS = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 
@@ -41,3 +51,93 @@ JIT_OPTIONS = dict(
 def jit(func):
     """Compile ``func`` lazily with the project's options (nothing compiles on import)."""
     return numba.njit(**JIT_OPTIONS)(func)
+
+
+@intrinsic
+def float_from_bits(typingctx, bits):
+    """Reinterpret an int32 as float32 or an int64 as float64 (an LLVM bitcast, so it vectorizes).
+
+    Used to build 2**n directly in the exponent field inside the activations.
+    """
+    if bits == types.int32:
+        result, llvm_type = types.float32, ir.FloatType()
+    elif bits == types.int64:
+        result, llvm_type = types.float64, ir.DoubleType()
+    else:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_type)
+
+    return result(bits), codegen
+
+
+# --- keeping the on-disk cache honest -------------------------------------
+# Numba stamps a cached kernel with a hash of the kernel's *own* source file
+# only.  A kernel in kernels/lstm.py that calls a helper in
+# kernels/activations.py would then survive an edit of the helper and keep
+# running the old machine code -- and the tests would test stale code.  So the
+# stamp of every fastrnn kernel covers all the sources kernels are built from.
+
+PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
+KERNEL_SOURCES = ("_jit.py", "kernels")
+
+
+def kernel_source_files() -> list[pathlib.Path]:
+    files = []
+    for name in KERNEL_SOURCES:
+        path = PACKAGE_DIR / name
+        files.extend(sorted(path.glob("*.py")) if path.is_dir() else [path])
+    return files
+
+
+@functools.lru_cache(maxsize=None)
+def _hash_sources(stats: tuple) -> bytes:
+    digest = hashlib.sha256()
+    for path, _mtime, _size in stats:
+        digest.update(path.encode())
+        digest.update(pathlib.Path(path).read_bytes())
+    return digest.digest()
+
+
+def kernel_sources_stamp() -> bytes:
+    """A content hash of every file the kernels are compiled from."""
+    stats = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in kernel_source_files())
+    return _hash_sources(stats)
+
+
+def _install_cache_locators() -> None:
+    from numba.core import caching
+
+    class _KernelSourcesStamp:
+        """Mixin: the freshness stamp of a fastrnn kernel covers all kernel sources."""
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if not pathlib.Path(py_file).resolve().is_relative_to(PACKAGE_DIR):
+                return None
+            return super().from_function(py_func, py_file)
+
+        def get_source_stamp(self):
+            return (super().get_source_stamp(), kernel_sources_stamp())
+
+    class UserDirLocator(_KernelSourcesStamp, caching.UserProvidedCacheLocator):
+        pass
+
+    class InTreeLocator(_KernelSourcesStamp, caching.InTreeCacheLocator):
+        pass
+
+    class UserWideLocator(_KernelSourcesStamp, caching.UserWideCacheLocator):
+        pass
+
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # renamed in Numba 0.61
+    locators = impl._locator_classes
+    if not any(getattr(cls, "__module__", None) == __name__ for cls in locators):
+        locators[:0] = [UserDirLocator, InTreeLocator, UserWideLocator]
+
+
+if os.environ.get("FASTRNN_PLAIN_NUMBA_CACHE") != "1":  # escape hatch if Numba's internals change
+    try:
+        _install_cache_locators()
+    except (ImportError, AttributeError):  # pragma: no cover - a Numba without these internals
+        pass
