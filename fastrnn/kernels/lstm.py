@@ -1,4 +1,12 @@
-"""LSTM forward and BPTT kernels.  Shapes and gate order: see ``fastrnn.cells``."""
+"""LSTM forward and BPTT kernels.  Shapes and gate order: see ``fastrnn.cells``.
+
+The elementwise work is done on 1-D rows (one batch element of one step) by
+``_gates_forward_row``/``_gates_backward_row``.  Written with 3-D indexing
+(``gates[t, bi, H + j]``) the same loop ran scalar -- 26 ns per hidden unit
+against 2.9 ns for the row form (float32, B=32, H=128, measured with a
+standalone copy of both loops) -- because LLVM could not prove the 3-D
+accesses independent; distinct 1-D arrays get ordinary runtime alias checks.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,25 @@ import numpy as np
 
 from .._jit import jit
 from .activations import sigmoid, tanh
+
+
+@jit
+def _gates_forward_row(gates, recurrent, b, c_prev, c_next, h_next):
+    """gates (4H,) holds x@w_ih.T on entry and the activated [i f g o] on exit;
+    recurrent (4H,) = h@w_hh.T; b (4H,); c_prev (H,); writes c_next, h_next (H,)."""
+    H = c_prev.shape[0]
+    for j in range(H):
+        i = sigmoid(gates[j] + recurrent[j] + b[j])
+        f = sigmoid(gates[H + j] + recurrent[H + j] + b[H + j])
+        g = tanh(gates[2 * H + j] + recurrent[2 * H + j] + b[2 * H + j])
+        o = sigmoid(gates[3 * H + j] + recurrent[3 * H + j] + b[3 * H + j])
+        c_new = f * c_prev[j] + i * g
+        c_next[j] = c_new
+        h_next[j] = o * tanh(c_new)
+        gates[j] = i
+        gates[H + j] = f
+        gates[2 * H + j] = g
+        gates[3 * H + j] = o
 
 
 @jit
@@ -20,18 +47,28 @@ def lstm_forward_kernel(x, w_ih, w_hh, b, h, c, gates, work):
     for t in range(T):
         np.dot(h[t], w_hh.T, work)  # (B,H) @ (H,4H) -> (B,4H)
         for bi in range(B):
-            for j in range(H):
-                i = sigmoid(gates[t, bi, j] + work[bi, j] + b[j])
-                f = sigmoid(gates[t, bi, H + j] + work[bi, H + j] + b[H + j])
-                g = tanh(gates[t, bi, 2 * H + j] + work[bi, 2 * H + j] + b[2 * H + j])
-                o = sigmoid(gates[t, bi, 3 * H + j] + work[bi, 3 * H + j] + b[3 * H + j])
-                c_new = f * c[t, bi, j] + i * g
-                c[t + 1, bi, j] = c_new
-                h[t + 1, bi, j] = o * tanh(c_new)
-                gates[t, bi, j] = i
-                gates[t, bi, H + j] = f
-                gates[t, bi, 2 * H + j] = g
-                gates[t, bi, 3 * H + j] = o
+            _gates_forward_row(gates[t, bi], work[bi], b, c[t, bi], c[t + 1, bi], h[t + 1, bi])
+
+
+@jit
+def _gates_backward_row(gates, c_prev, c_next, dy, dh, dc, dgates):
+    """gates (4H,) activated [i f g o]; c_prev, c_next (H,); dy (H,); dh, dc (H,) hold the
+    gradient from the step after on entry; writes dgates (4H,) (pre-activation) and dc <- dc_prev."""
+    H = c_prev.shape[0]
+    one = dy.dtype.type(1.0)
+    for j in range(H):
+        i = gates[j]
+        f = gates[H + j]
+        g = gates[2 * H + j]
+        o = gates[3 * H + j]
+        tc = tanh(c_next[j])
+        dh_t = dh[j] + dy[j]
+        dc_t = dc[j] + dh_t * o * (one - tc * tc)
+        dgates[j] = dc_t * g * i * (one - i)
+        dgates[H + j] = dc_t * c_prev[j] * f * (one - f)
+        dgates[2 * H + j] = dc_t * i * (one - g * g)
+        dgates[3 * H + j] = dh_t * tc * o * (one - o)
+        dc[j] = dc_t * f
 
 
 @jit
@@ -40,31 +77,24 @@ def lstm_backward_kernel(dy, x, w_ih, w_hh, h, c, gates, dh, dc, dgates, dx, dw_
     dh0, dc0 on exit; dgates (T,B,4H) scratch; writes dx (T,B,D), dw_ih (4H,D), dw_hh (4H,H), db (4H,)."""
     T, B, D = x.shape
     H = w_hh.shape[1]
-    one = dy.dtype.type(1.0)
     # Only the dh/dc recurrence is sequential.
     for t in range(T - 1, -1, -1):
         for bi in range(B):
-            for j in range(H):
-                i = gates[t, bi, j]
-                f = gates[t, bi, H + j]
-                g = gates[t, bi, 2 * H + j]
-                o = gates[t, bi, 3 * H + j]
-                tc = tanh(c[t + 1, bi, j])
-                dh_t = dh[bi, j] + dy[t, bi, j]
-                dc_t = dc[bi, j] + dh_t * o * (one - tc * tc)
-                # Derivatives with respect to the pre-activations.
-                dgates[t, bi, j] = dc_t * g * i * (one - i)
-                dgates[t, bi, H + j] = dc_t * c[t, bi, j] * f * (one - f)
-                dgates[t, bi, 2 * H + j] = dc_t * i * (one - g * g)
-                dgates[t, bi, 3 * H + j] = dh_t * tc * o * (one - o)
-                dc[bi, j] = dc_t * f
+            _gates_backward_row(gates[t, bi], c[t, bi], c[t + 1, bi], dy[t, bi], dh[bi], dc[bi], dgates[t, bi])
         np.dot(dgates[t], w_hh, dh)  # (B,4H) @ (4H,H) -> (B,H)
     # Everything else is one GEMM (or reduction) over all T*B rows.
     rows = dgates.reshape(T * B, 4 * H)
     np.dot(rows, w_ih, dx.reshape(T * B, D))
     np.dot(rows.T, x.reshape(T * B, D), dw_ih)
     np.dot(rows.T, h[:T].reshape(T * B, H), dw_hh)
-    db[:] = 0
-    for r in range(T * B):
-        for k in range(4 * H):
-            db[k] += rows[r, k]
+    column_sums(rows, db)
+
+
+@jit
+def column_sums(rows, out):
+    """rows (N,K) -> out (K,); vectorized across K, so no reassociation is needed."""
+    out[:] = 0
+    for r in range(rows.shape[0]):
+        row = rows[r]
+        for k in range(out.shape[0]):
+            out[k] += row[k]

@@ -1,4 +1,7 @@
-"""Vanilla (tanh) RNN forward and BPTT kernels.  Shapes: see ``fastrnn.cells``."""
+"""Vanilla (tanh) RNN forward and BPTT kernels.  Shapes: see ``fastrnn.cells``.
+
+Elementwise loops run on 1-D rows for the reason given in ``kernels/lstm.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,14 @@ import numpy as np
 
 from .._jit import jit
 from .activations import tanh
+from .lstm import column_sums
+
+
+@jit
+def _tanh_row(pre, recurrent, b, out):
+    """out (H,) = tanh(pre + recurrent + b); out may be pre."""
+    for j in range(out.shape[0]):
+        out[j] = tanh(pre[j] + recurrent[j] + b[j])
 
 
 @jit
@@ -20,8 +31,15 @@ def rnn_forward_kernel(x, w_ih, w_hh, b, h, work):
     for t in range(T):
         np.dot(h[t], w_hh.T, work)  # (B,H) @ (H,H) -> (B,H)
         for bi in range(B):
-            for j in range(H):
-                h[t + 1, bi, j] = tanh(h[t + 1, bi, j] + work[bi, j] + b[j])
+            _tanh_row(h[t + 1, bi], work[bi], b, h[t + 1, bi])
+
+
+@jit
+def _tanh_backward_row(h_next, dy, dh, da):
+    """da (H,) = (dh + dy) * (1 - h_next**2): the gradient at the pre-activation."""
+    one = dy.dtype.type(1.0)
+    for j in range(da.shape[0]):
+        da[j] = (dh[j] + dy[j]) * (one - h_next[j] * h_next[j])
 
 
 @jit
@@ -30,18 +48,12 @@ def rnn_backward_kernel(dy, x, w_ih, w_hh, h, dh, da, dx, dw_ih, dw_hh, db):
     da (T,B,H) scratch (pre-activation grads); writes dx (T,B,D), dw_ih (H,D), dw_hh (H,H), db (H,)."""
     T, B, D = x.shape
     H = w_hh.shape[1]
-    one = dy.dtype.type(1.0)
     for t in range(T - 1, -1, -1):
         for bi in range(B):
-            for j in range(H):
-                h_t = h[t + 1, bi, j]
-                da[t, bi, j] = (dh[bi, j] + dy[t, bi, j]) * (one - h_t * h_t)
+            _tanh_backward_row(h[t + 1, bi], dy[t, bi], dh[bi], da[t, bi])
         np.dot(da[t], w_hh, dh)  # (B,H) @ (H,H) -> (B,H)
     rows = da.reshape(T * B, H)
     np.dot(rows, w_ih, dx.reshape(T * B, D))
     np.dot(rows.T, x.reshape(T * B, D), dw_ih)
     np.dot(rows.T, h[:T].reshape(T * B, H), dw_hh)
-    db[:] = 0
-    for r in range(T * B):
-        for k in range(H):
-            db[k] += rows[r, k]
+    column_sums(rows, db)
