@@ -65,6 +65,12 @@ def run_cell(cell, impl, problem):
     return out.y, cell.final_state(out), tuple(grads)
 
 
+def flat_outputs(result) -> list:
+    """``run_cell``'s (y, final_states, grads) as one list of arrays."""
+    y, states, grads = result
+    return [y, *states, *grads]
+
+
 def grad_names(cell):
     return ("dx", "dw_ih", "dw_hh", "db") + tuple("d" + name for name in cell.state_names)
 

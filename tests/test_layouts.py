@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 import pytest
 
-from conftest import DTYPES, assert_close, make_problem, run_cell
+from conftest import DTYPES, assert_close, flat_outputs, make_problem, run_cell
 from layouts import LAYOUTS, as_layout
 
 IMPLS = ["fast", "reference"]
@@ -50,7 +50,7 @@ def test_any_layout_gives_the_c_contiguous_result(cell, impl, dtype, layouts):
 
     actual = run_cell(cell, impl, spread)
 
-    for got, want in zip(_flatten(actual), _flatten(expected)):
+    for got, want in zip(flat_outputs(actual), flat_outputs(expected)):
         assert got.dtype == np.dtype(dtype) and got.dtype.isnative
         np.testing.assert_array_equal(got, want)
     for array, (before, writeable) in zip(arrays_of(spread), snapshot):
@@ -59,15 +59,11 @@ def test_any_layout_gives_the_c_contiguous_result(cell, impl, dtype, layouts):
     # Nothing returned (nor kept in the cache) may share memory with any input.
     forward, _ = cell.impl(impl)
     out = forward(spread["x"], spread["w_ih"], spread["w_hh"], spread["b"], *spread["states0"])
-    for returned in [*_flatten(actual), *out.cache, out.y]:
+    for returned in [*flat_outputs(actual), *out.cache, out.y]:
         assert returned.flags.writeable, "outputs belong to the caller and must be writable"
         for array in arrays_of(spread):
             assert not np.shares_memory(returned, array)
 
-
-def _flatten(result) -> list:
-    y, states, grads = result
-    return [y, *states, *grads]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
