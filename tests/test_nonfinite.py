@@ -62,7 +62,6 @@ def test_nonfinite_input_propagates_like_the_reference(cell, name, key, index, v
             assert np.abs(got[finite] - want[finite]).max() <= RTOL[np.dtype(dtype)] * scale
 
 
-
 @pytest.mark.parametrize("impl", ["fast", "reference"])
 @pytest.mark.parametrize("value", NONFINITE, ids=str)
 @pytest.mark.parametrize("cell,name,key,index", slot_params(), indirect=["cell"])
