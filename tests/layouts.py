@@ -54,3 +54,14 @@ LAYOUTS = {
 def as_layout(layout: str, value):
     """``value`` in ``layout``; None (a default state) stays None."""
     return None if value is None else LAYOUTS[layout](value)
+
+
+def problem_in_layouts(problem: dict, next_layout) -> dict:
+    """A ``make_problem`` dict with each array in the layout ``next_layout()`` names (called once per array)."""
+    converted = {}
+    for key, value in problem.items():
+        if isinstance(value, tuple):
+            converted[key] = tuple(as_layout(next_layout(), v) for v in value)
+        else:
+            converted[key] = as_layout(next_layout(), value)
+    return converted

@@ -13,21 +13,14 @@ import numpy as np
 import pytest
 
 from conftest import DTYPES, assert_close, flat_outputs, make_problem, run_cell
-from layouts import LAYOUTS, as_layout
+from layouts import LAYOUTS, problem_in_layouts
 
 IMPLS = ["fast", "reference"]
 
 
 def in_layout(problem: dict, layouts) -> dict:
     """``problem`` with its arrays in ``layouts`` (a cycle, so mixed layouts meet in one call)."""
-    layouts = itertools.cycle(layouts)
-    converted = {}
-    for key, value in problem.items():
-        if isinstance(value, tuple):
-            converted[key] = tuple(as_layout(next(layouts), v) for v in value)
-        else:
-            converted[key] = as_layout(next(layouts), value)
-    return converted
+    return problem_in_layouts(problem, itertools.cycle(layouts).__next__)
 
 
 def arrays_of(problem: dict) -> list:
