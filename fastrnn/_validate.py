@@ -194,9 +194,10 @@ def check_cache(cache, cache_type: type, gates: int, producer: str) -> tuple:
 def prepare_backward(dy, T: int, B: int, H: int, dtype: np.dtype, dstates: dict, check_finite: bool) -> tuple:
     """Validate ``dy`` and the final-state gradients against a checked cache.
 
-    Returns ``(dy, [dstate, ...])``: ``dy`` C-contiguous (a view when it already
-    is; kernels only read it) and each final-state gradient as a fresh array
-    (zeros for None), because the kernels use it as the running gradient.
+    Returns ``(dy, [dstate, ...])``: ``dy`` C-contiguous (the caller's array
+    itself when it already is, native and writeable: kernels only read it) and
+    each final-state gradient as a fresh array (zeros for None), because the
+    kernels use it as the running gradient.
     """
     check_flag(check_finite)
     dy = as_float_array("dy", dy, 3, "(T, B, H)")
@@ -215,4 +216,9 @@ def prepare_backward(dy, T: int, B: int, H: int, dtype: np.dtype, dstates: dict,
         if check_finite:
             check_finite_values(name, array)
         prepared.append(private_copy(array, dtype))
-    return np.ascontiguousarray(dy, dtype=dtype), prepared
+    # A read-only dy is copied although kernels never write it: Numba types read-only
+    # arrays separately, so passing one would compile a second backward kernel (seconds;
+    # see tests/test_layouts.py::test_layouts_compile_no_extra_kernel_specializations).
+    if not (dy.flags.c_contiguous and dy.flags.writeable and dy.dtype == dtype):
+        dy = private_copy(dy, dtype)
+    return dy, prepared

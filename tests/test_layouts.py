@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import itertools
 
+import numba
 import numpy as np
 import pytest
+
+from fastrnn.kernels import lstm, rnn
 
 from conftest import DTYPES, assert_close, flat_outputs, make_problem, run_cell
 from layouts import LAYOUTS, problem_in_layouts
@@ -105,3 +108,23 @@ def test_empty_axes_are_defined_and_match_the_reference(cell, T, B, D, with_stat
             np.testing.assert_array_equal(d0, np.zeros((B, H)) if dn is None else dn)
     if T == 0 or B == 0:
         assert not dw_ih.any() and not dw_hh.any() and not db.any()
+
+
+def test_layouts_compile_no_extra_kernel_specializations(cell):
+    """Every layout reaches the kernels as a writeable C-contiguous array, so nothing recompiles.
+
+    Numba compiles a separate specialization for each array layout and for
+    read-only arrays (a second or more each, on a user's first call); before
+    read-only ``dy`` was copied, it compiled one.
+    """
+    for dtype in DTYPES:
+        for layout in LAYOUTS:
+            run_cell(cell, "fast", in_layout(make_problem(cell, 2, 2, 3, 4, dtype), [layout]))
+    for module in (lstm, rnn):
+        for kernel in vars(module).values():
+            if not isinstance(kernel, numba.core.registry.CPUDispatcher):
+                continue
+            for signature in kernel.signatures:
+                for argument in signature:
+                    if isinstance(argument, numba.types.Array):
+                        assert argument.layout == "C" and argument.mutable, f"{kernel.__name__}{signature}"
