@@ -66,7 +66,7 @@ def shape_of(letters: tuple, sizes: dict) -> tuple:
     return tuple(sizes[letter] for letter in letters)
 
 
-def sizes_for(cell, T=T, B=B, D=D, H=H) -> dict:
+def sizes_for(cell) -> dict:
     return {"T": T, "B": B, "D": D, "H": H, "GH": cell.gates * H}
 
 
@@ -175,9 +175,6 @@ def cache_cases(cell):
     cache_type = "LSTMCache" if cell.gates == 4 else "RNNCache"
     producer = f"{cell.name}_forward"
     other_cell = CELLS["rnn" if cell.name == "lstm" else "lstm"]
-
-    def wrong_type(make, got):
-        return lambda a: make(a), rf"^cache must be the {cache_type} returned by {producer}; got {got}$"
 
     def other_cells_cache(cache):
         p = make_problem(other_cell, T, B, D, H, np.float64)
