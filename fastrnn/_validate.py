@@ -27,7 +27,11 @@ def as_float_array(name: str, value, ndim: int, layout: str) -> np.ndarray:
     """
     if value is None:
         raise TypeError(f"{name} must be a float32 or float64 array of shape {layout}; got None")
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError as error:
+        # NumPy's own message (e.g. for ragged nested lists) does not say which argument.
+        raise ValueError(f"{name} could not be converted to an array of shape {layout}: {error}") from None
     dtype = array.dtype
     if dtype.kind != "f" or dtype.itemsize not in (4, 8):
         raise TypeError(
@@ -57,6 +61,12 @@ def check_shape(name: str, array: np.ndarray, expected: tuple, layout: str) -> N
         raise ValueError(f"{name} has shape {array.shape}; expected {layout} = {tuple(expected)}")
 
 
+def check_flag(check_finite) -> None:
+    """``check_finite`` must be a real bool: a truthy string such as "no" would silently enable it."""
+    if not isinstance(check_finite, (bool, np.bool_)):
+        raise TypeError(f"check_finite must be True or False; got {type(check_finite).__name__} {check_finite!r}")
+
+
 def check_finite_values(name: str, array: np.ndarray) -> None:
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or Inf (raised because check_finite=True)")
@@ -81,6 +91,7 @@ def prepare_forward(gates: int, x, w_ih, w_hh, b, states: dict, check_finite: bo
 
     ``states`` maps argument names (``"h0"``, ``"c0"``) to the caller's values.
     """
+    check_flag(check_finite)
     g_layout = "" if gates == 1 else f"{gates}*"
     x = as_float_array("x", x, 3, "(T, B, D)")
     dtype = native(x.dtype)
@@ -125,21 +136,47 @@ def prepare_forward(gates: int, x, w_ih, w_hh, b, states: dict, check_finite: bo
     )
 
 
+def describe(value) -> str:
+    """How an argument looks, for error messages: dtype, shape and layout, or its type."""
+    if type(value) is not np.ndarray:
+        return type(value).__name__
+    dtype = value.dtype.name if value.dtype.isnative else f"byte-swapped {value.dtype.str}"
+    layout = "C-contiguous" if value.flags.c_contiguous else "not C-contiguous"
+    return f"{dtype} array of shape {value.shape}, {layout}"
+
+
 def check_cache(cache, cache_type: type, gates: int, producer: str) -> tuple:
     """Check a cache's type and internal shapes; return (T, B, D, H, dtype).
 
     A cache is normally what ``producer`` returned, but it is a plain tuple a
     caller could build or edit, and kernels would read out of bounds on a bad
-    one, so its shapes are checked too.
+    one, so every field is checked to be exactly what the forward allocates: a
+    plain ndarray (not a subclass such as ``np.matrix``, whose ``*`` and
+    indexing differ), C-contiguous, native-order, of the shape implied by
+    ``x`` (T, B, D) and ``w_hh`` (H).
     """
     if not isinstance(cache, cache_type):
         raise TypeError(f"cache must be the {cache_type.__name__} returned by {producer}; got {type(cache).__name__}")
+
+    def tampered(name: str, expected: str):
+        value = getattr(cache, name)
+        return ValueError(
+            f"cache.{name} is not as {producer} left it: expected a C-contiguous {expected}; "
+            f"got {describe(value)}. Pass the cache unchanged"
+        )
+
+    def is_plain(value, ndim: int) -> bool:
+        return type(value) is np.ndarray and value.ndim == ndim and value.flags.c_contiguous
+
     x = cache.x
-    if not isinstance(x, np.ndarray) or x.ndim != 3 or native(x.dtype) not in SUPPORTED_DTYPES:
-        raise ValueError(f"cache.x must be a float32/float64 array of shape (T, B, D); got {getattr(x, 'shape', x)!r}")
-    dtype = native(x.dtype)
+    if not is_plain(x, 3) or x.dtype not in SUPPORTED_DTYPES:
+        raise tampered("x", "float32 or float64 array of shape (T, B, D)")
+    dtype = x.dtype
     T, B, D = x.shape
-    H = cache.w_hh.shape[1] if getattr(cache.w_hh, "ndim", 0) == 2 else -1
+    g_layout = "" if gates == 1 else f"{gates}*"
+    if not is_plain(cache.w_hh, 2) or cache.w_hh.dtype != dtype:
+        raise tampered("w_hh", f"{dtype} array of shape ({g_layout}H, H)")
+    H = cache.w_hh.shape[1]
     expected = {
         "w_ih": (gates * H, D),
         "w_hh": (gates * H, H),
@@ -147,33 +184,22 @@ def check_cache(cache, cache_type: type, gates: int, producer: str) -> tuple:
         "c": (T + 1, B, H),
         "gates": (T, B, gates * H),
     }
-    for name in cache_type._fields:
-        if name == "x":
-            continue
+    for name in cache_type._fields[1:]:
         array = getattr(cache, name)
-        if (
-            not isinstance(array, np.ndarray)
-            or array.shape != expected[name]
-            or array.dtype != dtype
-            or not array.flags.c_contiguous
-        ):
-            raise ValueError(
-                f"cache.{name} is not as {producer} left it (expected a C-contiguous {dtype} array of shape "
-                f"{expected[name]}; got {getattr(array, 'dtype', type(array).__name__)} "
-                f"{getattr(array, 'shape', '')}); pass the cache unchanged"
-            )
-    if not x.flags.c_contiguous or x.dtype != dtype:
-        raise ValueError(f"cache.x is not as {producer} left it; pass the cache unchanged")
+        if not is_plain(array, len(expected[name])) or array.shape != expected[name] or array.dtype != dtype:
+            raise tampered(name, f"{dtype} array of shape {expected[name]}")
     return T, B, D, H, dtype
 
 
 def prepare_backward(dy, T: int, B: int, H: int, dtype: np.dtype, dstates: dict, check_finite: bool) -> tuple:
     """Validate ``dy`` and the final-state gradients against a checked cache.
 
-    Returns ``(dy, [dstate, ...])``: ``dy`` C-contiguous (a view when it already
-    is; kernels only read it) and each final-state gradient as a fresh array
-    (zeros for None), because the kernels use it as the running gradient.
+    Returns ``(dy, [dstate, ...])``: ``dy`` C-contiguous (the caller's array
+    itself when it already is, native and writeable: kernels only read it) and
+    each final-state gradient as a fresh array (zeros for None), because the
+    kernels use it as the running gradient.
     """
+    check_flag(check_finite)
     dy = as_float_array("dy", dy, 3, "(T, B, H)")
     check_same_dtype("dy", dy, dtype, "the forward pass (cache)")
     check_shape("dy", dy, (T, B, H), "(T, B, H), the shape of y")
@@ -190,4 +216,9 @@ def prepare_backward(dy, T: int, B: int, H: int, dtype: np.dtype, dstates: dict,
         if check_finite:
             check_finite_values(name, array)
         prepared.append(private_copy(array, dtype))
-    return np.ascontiguousarray(dy, dtype=dtype), prepared
+    # A read-only dy is copied although kernels never write it: Numba types read-only
+    # arrays separately, so passing one would compile a second backward kernel (seconds;
+    # see tests/test_layouts.py::test_layouts_compile_no_extra_kernel_specializations).
+    if not (dy.flags.c_contiguous and dy.flags.writeable and dy.dtype == dtype):
+        dy = private_copy(dy, dtype)
+    return dy, prepared

@@ -32,7 +32,8 @@ arrays are accepted (copied); other dtypes raise ``TypeError``.
 
 Empty inputs are defined: with ``T == 0`` the final state is the initial state
 and the weight gradients are zeros; with ``B == 0`` every output is empty and
-the weight gradients are zeros.
+the weight gradients are zeros.  ``D == 0`` is an input-free recurrence (``dx``
+and ``dw_ih`` are empty); ``H == 0`` raises ``ValueError``.
 
 Memory: the cache keeps private copies of ``x``, ``w_ih`` and ``w_hh`` plus,
 per step, ``h`` and ``c`` (LSTM) and the four activated gates -- ``6*B*H``
