@@ -11,14 +11,19 @@ from .clip import clip_grad_norm, clip_grad_value, global_grad_norm
 from .gradcheck import gradcheck_layers
 from .linear import Linear
 from .losses import Loss, cross_entropy, mse
+from .model import SequenceModel
 from .module import Module
 from .optim import OPTIMIZERS, SGD, Adagrad, Adam, Optimizer
 from .recurrent import LSTM, RNN
+from .tbptt import TBPTTResult, truncated_bptt
 
 __all__ = [
     "LSTM",
     "RNN",
     "Linear",
+    "SequenceModel",
+    "truncated_bptt",
+    "TBPTTResult",
     "Module",
     "Loss",
     "cross_entropy",
