@@ -7,6 +7,7 @@ The rules for the cache a layer keeps between ``forward`` and ``backward`` are
 in :mod:`fastrnn.nn.module`.
 """
 
+from .checkpoint import Checkpoint, load_checkpoint, restore, save_checkpoint
 from .clip import clip_grad_norm, clip_grad_value, global_grad_norm
 from .gradcheck import gradcheck_layers
 from .linear import Linear
@@ -24,6 +25,10 @@ __all__ = [
     "SequenceModel",
     "truncated_bptt",
     "TBPTTResult",
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "restore",
     "Module",
     "Loss",
     "cross_entropy",
