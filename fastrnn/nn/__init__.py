@@ -7,6 +7,7 @@ The rules for the cache a layer keeps between ``forward`` and ``backward`` are
 in :mod:`fastrnn.nn.module`.
 """
 
+from .charlm import CharLM, text_batch, unigram_entropy, vocab_of
 from .checkpoint import Checkpoint, load_checkpoint, restore, save_checkpoint
 from .clip import clip_grad_norm, clip_grad_value, global_grad_norm
 from .gradcheck import gradcheck_layers
@@ -23,6 +24,10 @@ __all__ = [
     "RNN",
     "Linear",
     "SequenceModel",
+    "CharLM",
+    "text_batch",
+    "vocab_of",
+    "unigram_entropy",
     "truncated_bptt",
     "TBPTTResult",
     "Checkpoint",
