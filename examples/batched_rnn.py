@@ -22,14 +22,6 @@ def echo_batch(rng, T: int, B: int, C: int, delay: int, dtype=np.float32):
     return inputs, targets
 
 
-def model_loss(model, inputs, targets, backward: bool) -> float:
-    logits, _ = model.forward(inputs)
-    loss, dlogits = nn.cross_entropy(logits, targets)
-    if backward:
-        model.backward(dlogits)
-    return loss
-
-
 def main(steps: int = 300, hidden: int = 32, C: int = 4, T: int = 20, B: int = 16, delay: int = 2,
          lr: float = 0.01, max_norm: float = 0.5, seed: int = 0, verbose: bool = True) -> dict:
     """Train; return per-step ``losses``, gradient norms before (``norms``) and after (``clipped``) clipping."""
@@ -40,7 +32,7 @@ def main(steps: int = 300, hidden: int = 32, C: int = 4, T: int = 20, B: int = 1
     for step in range(steps):
         inputs, targets = echo_batch(rng, T, B, C, delay)
         optimizer.zero_grad()
-        losses.append(model_loss(model, inputs, targets, backward=True))
+        losses.append(model.loss(inputs, targets, nn.cross_entropy))
         norms.append(nn.clip_grad_norm(model.layers, max_norm))
         clipped.append(nn.global_grad_norm(model.layers))
         optimizer.step()
@@ -54,7 +46,8 @@ def gradcheck(hidden: int = 5, C: int = 3, T: int = 5, B: int = 3, seed: int = 0
     rng = np.random.default_rng(seed)
     model = nn.SequenceModel("rnn", C, hidden, C, dtype=np.float64, seed=seed)
     inputs, targets = echo_batch(rng, T, B, C, 1, np.float64)
-    return nn.gradcheck_layers(model.layers, lambda backward: model_loss(model, inputs, targets, backward))
+    return nn.gradcheck_layers(model.layers,
+                               lambda backward: model.loss(inputs, targets, nn.cross_entropy, backward=backward))
 
 
 if __name__ == "__main__":

@@ -22,14 +22,6 @@ def waves(rng, T: int, B: int, dtype=np.float32):
     return wave[:-1], wave[1:]
 
 
-def model_loss(model, x, targets, backward: bool) -> float:
-    out, _ = model.forward(x)
-    loss, dout = nn.mse(out, targets)
-    if backward:
-        model.backward(dout)
-    return loss
-
-
 def main(steps: int = 150, hidden: int = 16, T: int = 30, B: int = 16, lr: float = 0.02, seed: int = 0,
          verbose: bool = True) -> dict:
     """Train on fresh random waves each step; return ``losses`` (per step)."""
@@ -40,7 +32,7 @@ def main(steps: int = 150, hidden: int = 16, T: int = 30, B: int = 16, lr: float
     for step in range(steps):
         x, targets = waves(rng, T, B)
         optimizer.zero_grad()
-        losses.append(model_loss(model, x, targets, backward=True))
+        losses.append(model.loss(x, targets, nn.mse))
         nn.clip_grad_norm(model.layers, 1.0)
         optimizer.step()
         if verbose and (step + 1) % 50 == 0:
@@ -53,7 +45,7 @@ def gradcheck(hidden: int = 4, T: int = 6, B: int = 2, seed: int = 0):
     rng = np.random.default_rng(seed)
     model = nn.SequenceModel("lstm", 1, hidden, 1, dtype=np.float64, seed=seed)
     x, targets = waves(rng, T, B, np.float64)
-    return nn.gradcheck_layers(model.layers, lambda backward: model_loss(model, x, targets, backward))
+    return nn.gradcheck_layers(model.layers, lambda backward: model.loss(x, targets, nn.mse, backward=backward))
 
 
 if __name__ == "__main__":

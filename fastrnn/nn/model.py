@@ -66,6 +66,18 @@ class SequenceModel:
         dx, _ = self.rnn.backward(dy, dstate)
         return dx
 
+    def loss(self, x, targets, loss_fn, *, backward: bool = True) -> float:
+        """Forward from zero state, ``loss_fn(out, targets) -> (loss, dout)``, then backward if asked.
+
+        The one-liner both a training step and a gradient check need:
+        ``nn.gradcheck_layers(model.layers, lambda b: model.loss(x, t, nn.mse, backward=b))``.
+        """
+        out, _ = self.forward(x)
+        value, dout = loss_fn(out, targets)
+        if backward:
+            self.backward(dout)
+        return value
+
     def zero_grad(self) -> None:
         for layer in self.layers.values():
             layer.zero_grad()
