@@ -200,6 +200,8 @@ def test_bad_input_names_the_argument():
     layer.forward(np.zeros((2, 1, 3), np.float32))
     with pytest.raises(ValueError, match="dy has shape"):
         layer.backward(np.zeros((3, 1, 5), np.float32))
+    with pytest.raises(TypeError, match="cache must be the LSTMCache"):
+        layer.backward(np.zeros((2, 1, 5), np.float32), cache=("not", "a cache"))
     layer.backward(np.zeros((2, 1, 5), np.float32))  # a rejected backward leaves the pending cache
     with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
         nn.RNN(3, 0)

@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="default 500")
     parser.add_argument("--resume", action="store_true", help="continue from --checkpoint up to --steps total steps")
     parser.add_argument("--metrics", help="write a JSON summary (steps, final_loss, chars_per_sec, sample) here")
-    parser.add_argument("--sample-every", type=int, default=250, metavar="N", help="print a sample every N steps (0: never)")
+    parser.add_argument("--sample-every", type=int, default=250, metavar="N",
+                        help="print a sample every N steps (0: never)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,7 +130,8 @@ def _resumed_config(config: dict, args, text: str) -> dict:
             raise SystemExit(f"fastrnn train: {option} {value} disagrees with the checkpoint's {config[name]}; "
                              "drop it to resume, or start a new run without --resume")
     if _digest(text) != config["text_sha256"]:
-        raise SystemExit("fastrnn train: the text differs from the one the checkpoint was trained on (pass the same --text)")
+        raise SystemExit("fastrnn train: the text differs from the one the checkpoint was trained on "
+                         "(pass the same --text)")
     return config
 
 

@@ -20,7 +20,8 @@ def global_grad_norm(modules) -> float:
     total = 0.0
     for module in as_modules(modules):
         for grad in module.grads.values():
-            total += float(np.dot(grad.ravel().astype(np.float64, copy=False), grad.ravel().astype(np.float64, copy=False)))
+            flat = grad.ravel().astype(np.float64, copy=False)
+            total += float(np.dot(flat, flat))
     return math.sqrt(total)
 
 

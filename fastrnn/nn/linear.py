@@ -84,7 +84,8 @@ class Linear(Module):
         dy = check_input("dy", dy, self.dtype, max(np.ndim(dy), 1), "(..., D_out)", self.out_features, "D_out")
         N = cache.x.shape[0]
         if dy.size // self.out_features != N:
-            raise ValueError(f"dy has shape {dy.shape}; expected the shape of y, with {N} rows of D_out={self.out_features}")
+            raise ValueError(f"dy has shape {dy.shape}; expected the shape of y, "
+                             f"with {N} rows of D_out={self.out_features}")
         self._consume(cache)
         rows = dy.reshape(N, self.out_features)  # (N, D_out)
         self.grads["weight"] += rows.T @ cache.x

@@ -141,7 +141,8 @@ def check_input(name: str, value, dtype: np.dtype, ndim: int, layout: str, last:
     """``value`` as an array of the layer's dtype with ``ndim`` dims and last dimension ``last``."""
     array = v.as_float_array(name, value, ndim, layout)
     if v.native(array.dtype) != dtype:
-        raise TypeError(f"{name} has dtype {array.dtype} but the layer's dtype is {dtype}; convert with {name}.astype(np.{dtype})")
+        raise TypeError(f"{name} has dtype {array.dtype} but the layer's dtype is {dtype}; "
+                        f"convert with {name}.astype(np.{dtype})")
     if array.shape[-1] != last:
         raise ValueError(f"{name} has shape {array.shape}; expected {layout} with {last_name}={last}")
     return array

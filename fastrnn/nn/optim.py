@@ -72,7 +72,8 @@ class Optimizer:
         for (slot, index, name), value in self.state.items():
             saved = np.asarray(state[f"{slot}/{index}/{name}"])
             if saved.shape != value.shape:
-                raise ValueError(f"optimizer state {slot}/{index}/{name} has shape {saved.shape}; expected {value.shape}")
+                raise ValueError(f"optimizer state {slot}/{index}/{name} has shape {saved.shape}; "
+                                 f"expected {value.shape}")
             value[...] = saved
 
 

@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from .. import _validate as v
+from .._types import LSTMCache, RNNCache
 from ..cells import lstm_backward, lstm_forward, rnn_backward, rnn_forward
 from .module import Module, check_input
 
@@ -53,7 +54,8 @@ class _Recurrent(Module):
         if num_layers != 1:
             raise NotImplementedError("num_layers > 1 is not implemented yet (see the issue on more cells and layouts)")
         if bidirectional:
-            raise NotImplementedError("bidirectional=True is not implemented yet (see the issue on more cells and layouts)")
+            raise NotImplementedError(
+                "bidirectional=True is not implemented yet (see the issue on more cells and layouts)")
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
         self.num_layers = int(num_layers)
@@ -107,10 +109,14 @@ class _Recurrent(Module):
 
     def _backward(self, dy, dstates, cache):
         cache = self._pending_or(cache)
+        if not isinstance(cache, self._cache_type):
+            raise TypeError(f"cache must be the {self._cache_type.__name__} from {type(self).__name__}.forward"
+                            f"(..., return_cache=True); got {type(cache).__name__}")
         T, B, _ = cache.x.shape
         dy = self._time_major("dy", dy, self.hidden_size, "H")
         if dy.shape[:2] != (T, B):
-            raise ValueError(f"dy has shape {dy.shape} (time-major); expected (T, B, H) = {(T, B, self.hidden_size)}, the shape of y")
+            raise ValueError(f"dy has shape {dy.shape} (time-major); expected (T, B, H) = "
+                             f"{(T, B, self.hidden_size)}, the shape of y")
         dstates = self._states("d", dstates, B)
         self._consume(cache)
         dx, dw_ih, dw_hh, db, *dstates0 = type(self)._kernel_backward(dy, cache, *dstates)
@@ -149,7 +155,9 @@ class LSTM(_Recurrent):
 
     gates = 4
     state_names = ("h", "c")
-    _run_forward = staticmethod(lambda x, w_ih, w_hh, b, states: _unpack_lstm(lstm_forward(x, w_ih, w_hh, b, *states)))
+    _cache_type = LSTMCache
+    _run_forward = staticmethod(
+        lambda x, w_ih, w_hh, b, states: _unpack_lstm(lstm_forward(x, w_ih, w_hh, b, *states)))
     _kernel_backward = staticmethod(lstm_backward)
 
     def forward(self, x, state=None, *, return_cache=False):
@@ -215,7 +223,9 @@ class RNN(_Recurrent):
 
     gates = 1
     state_names = ("h",)
-    _run_forward = staticmethod(lambda x, w_ih, w_hh, b, states: _unpack_rnn(rnn_forward(x, w_ih, w_hh, b, *states)))
+    _cache_type = RNNCache
+    _run_forward = staticmethod(
+        lambda x, w_ih, w_hh, b, states: _unpack_rnn(rnn_forward(x, w_ih, w_hh, b, *states)))
     _kernel_backward = staticmethod(rnn_backward)
 
     def forward(self, x, h0=None, *, return_cache=False):
