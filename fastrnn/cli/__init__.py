@@ -8,4 +8,6 @@ and ``run(args) -> int``.  Modules must not import heavy optional packages
 COMMANDS = {
     # name: module, one line each (bench, train, sample)
     "bench": "fastrnn.cli.bench",
+    "train": "fastrnn.cli.train",
+    "sample": "fastrnn.cli.sample",
 }
