@@ -1,0 +1,93 @@
+"""``Linear``: ``y = x @ weight.T + bias`` over the last axis, PyTorch's names and shapes.
+
+``x`` is ``(..., D_in)`` -- e.g. ``(T, B, H)`` straight from a recurrent layer --
+and ``y`` is ``(..., D_out)``.  Pending-cache rules: :mod:`fastrnn.nn.module`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .module import Module, check_input
+
+
+class LinearCache(NamedTuple):
+    x: np.ndarray  # (N, D_in), private copy of the input rows
+    weight: np.ndarray  # (D_out, D_in), private copy of the weight the forward used
+
+
+class Linear(Module):
+    """Affine layer with parameters ``weight`` (D_out, D_in) and ``bias`` (D_out,).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    dtype : float32 or float64, default float32
+    seed : int, optional
+        Seeds the U(-1/sqrt(in_features), 1/sqrt(in_features)) initialization
+        (PyTorch's default bound for both weight and bias).
+    """
+
+    def __init__(self, in_features, out_features, dtype=np.float32, seed=None) -> None:
+        super().__init__(dtype)
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(self.in_features)
+        self._add_param("weight", rng.uniform(-bound, bound, (self.out_features, self.in_features)))
+        self._add_param("bias", rng.uniform(-bound, bound, self.out_features))
+
+    def forward(self, x, *, return_cache=False):
+        """``y = x @ weight.T + bias``.
+
+        Parameters
+        ----------
+        x : array (..., D_in), the layer's dtype
+        return_cache : bool, default False
+            Return the cache as a second item instead of keeping it pending.
+
+        Returns
+        -------
+        y : array (..., D_out)
+        cache : only with ``return_cache=True``
+        """
+        x = check_input("x", x, self.dtype, np.ndim(x) if np.ndim(x) >= 1 else 1, "(..., D_in)",
+                        self.in_features, "D_in")
+        rows = np.array(x.reshape(-1, self.in_features), dtype=self.dtype, order="C")  # (N, D_in), private
+        weight = self.params["weight"].copy()  # (D_out, D_in)
+        y = rows @ weight.T + self.params["bias"]  # (N, D_out)
+        y = y.reshape(x.shape[:-1] + (self.out_features,))
+        cache = LinearCache(rows, weight)
+        kept = self._keep(cache, return_cache)  # () or (cache,)
+        return (y, *kept) if kept else y
+
+    def backward(self, dy, *, cache=None):
+        """Add ``dweight``, ``dbias`` to ``self.grads``; return ``dx`` (..., D_in).
+
+        Parameters
+        ----------
+        dy : array (..., D_out), the shape of ``y``
+        cache : optional
+            From ``forward(..., return_cache=True)``; default: the pending one (consumed).
+
+        Raises
+        ------
+        RuntimeError
+            No pending forward.
+        """
+        cache = self._pending_or(cache)
+        dy = check_input("dy", dy, self.dtype, max(np.ndim(dy), 1), "(..., D_out)", self.out_features, "D_out")
+        N = cache.x.shape[0]
+        if dy.size // self.out_features != N:
+            raise ValueError(f"dy has shape {dy.shape}; expected the shape of y, with {N} rows of D_out={self.out_features}")
+        self._consume(cache)
+        rows = dy.reshape(N, self.out_features)  # (N, D_out)
+        self.grads["weight"] += rows.T @ cache.x
+        self.grads["bias"] += rows.sum(axis=0)
+        dx = rows @ cache.weight  # (N, D_in)
+        return dx.reshape(dy.shape[:-1] + (self.in_features,))

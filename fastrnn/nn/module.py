@@ -1,0 +1,147 @@
+"""What every layer of :mod:`fastrnn.nn` shares: parameter and gradient dicts,
+and the one pending cache between a forward and its backward.
+
+The pending cache
+-----------------
+The layer API follows PyTorch's calling shapes, ``y = layer.forward(x)`` then
+``dx = layer.backward(dy)``, so backward must find what its forward computed
+without the caller passing it.  A layer therefore keeps exactly one pending
+cache, and the rules are:
+
+* ``forward`` replaces the pending cache with its own;
+* ``backward`` consumes it: a second ``backward`` of the same forward, or a
+  ``backward`` with no forward before it, raises ``RuntimeError``;
+* ``forward(..., return_cache=True)`` leaves the pending cache alone and hands
+  the cache to the caller instead, who may pass it to ``backward(..., cache=)``
+  any number of times (caches are read-only to backward).  Use it for forwards
+  that must not disturb training (sampling, evaluation) or to keep several
+  forwards in flight.
+
+Caches hold private copies of the inputs and weights, so an optimizer step
+between forward and backward does not change what backward computes: the
+gradient is always that of the forward that produced the cache.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from .. import _validate as v
+
+
+class Module:
+    """Base of the layers: ``params`` and ``grads`` are dicts of NumPy arrays with the same keys.
+
+    ``grads`` are accumulators: every ``backward`` adds to them, ``zero_grad``
+    sets them to zero in place (the arrays keep their identity, so references an
+    optimizer holds stay valid).
+    """
+
+    def __init__(self, dtype) -> None:
+        dtype = np.dtype(dtype)
+        if dtype not in v.SUPPORTED_DTYPES:
+            raise TypeError(f"dtype must be float32 or float64; got {dtype}")
+        self.dtype = dtype
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._pending = None
+
+    def _add_param(self, name: str, value: np.ndarray) -> None:
+        self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
+        self.grads[name] = np.zeros_like(self.params[name])
+
+    def zero_grad(self) -> None:
+        """Set every gradient accumulator to zero (in place)."""
+        for grad in self.grads.values():
+            grad.fill(0)
+
+    def load_params(self, params: Mapping[str, np.ndarray]) -> None:
+        """Copy ``params`` (same names and shapes, e.g. a torch state dict as arrays) into ``self.params``.
+
+        Raises
+        ------
+        KeyError
+            A name is missing or unexpected.
+        ValueError
+            A shape differs.
+        """
+        if set(params) != set(self.params):
+            raise KeyError(f"params must have exactly the names {sorted(self.params)}; got {sorted(params)}")
+        for name, value in params.items():
+            value = np.asarray(value)
+            v.check_shape(f"params[{name!r}]", value, self.params[name].shape, "the layer's parameter shape")
+            self.params[name][...] = value
+
+    # -- the pending cache (see the module docstring) -------------------------
+    def _keep(self, cache, return_cache: bool):
+        """Store ``cache`` as the pending one, or hand it back when ``return_cache``."""
+        if return_cache:
+            return (cache,)
+        self._pending = cache
+        return ()
+
+    def _pending_or(self, cache):
+        """The cache for a backward: ``cache`` if given, else the pending one.
+
+        The pending cache is only released by :meth:`_consume`, called once the
+        backward's arguments are validated, so a rejected call does not lose it.
+        """
+        if cache is not None:
+            return cache
+        if self._pending is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() needs a preceding forward(): none is pending "
+                "(no forward yet, or its cache was already consumed by a backward; each forward "
+                "supports one backward unless you pass cache= from forward(..., return_cache=True))"
+            )
+        return self._pending
+
+    def _consume(self, cache) -> None:
+        """Release the pending cache if ``cache`` is it."""
+        if cache is self._pending:
+            self._pending = None
+
+    @property
+    def cache_nbytes(self) -> int:
+        """Bytes held by the pending cache (0 when none is pending)."""
+        return cache_nbytes(self._pending)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{name}={value.shape}" for name, value in self.params.items())
+        return f"{type(self).__name__}({shapes}, dtype={self.dtype})"
+
+
+def cache_nbytes(cache) -> int:
+    """Total bytes of the arrays in a (nested) cache tuple."""
+    if cache is None:
+        return 0
+    if isinstance(cache, np.ndarray):
+        return cache.nbytes
+    if isinstance(cache, tuple):
+        return sum(cache_nbytes(item) for item in cache)
+    return 0
+
+
+def as_modules(modules) -> list[Module]:
+    """A Module, a mapping of Modules or an iterable of Modules, as a list."""
+    if isinstance(modules, Module):
+        return [modules]
+    if isinstance(modules, Mapping):
+        modules = modules.values()
+    result = list(modules) if isinstance(modules, Iterable) else [modules]
+    for module in result:
+        if not isinstance(module, Module):
+            raise TypeError(f"expected fastrnn.nn layers (Module); got {type(module).__name__}")
+    return result
+
+
+def check_input(name: str, value, dtype: np.dtype, ndim: int, layout: str, last: int, last_name: str) -> np.ndarray:
+    """``value`` as an array of the layer's dtype with ``ndim`` dims and last dimension ``last``."""
+    array = v.as_float_array(name, value, ndim, layout)
+    if v.native(array.dtype) != dtype:
+        raise TypeError(f"{name} has dtype {array.dtype} but the layer's dtype is {dtype}; convert with {name}.astype(np.{dtype})")
+    if array.shape[-1] != last:
+        raise ValueError(f"{name} has shape {array.shape}; expected {layout} with {last_name}={last}")
+    return array

@@ -1,0 +1,133 @@
+"""Optimizers over the layers' ``params``/``grads`` dicts: SGD (momentum), Adagrad, Adam.
+
+``step()`` updates ``layer.params`` in place (that is its job) and reads
+``layer.grads``; it never modifies the gradients.  The per-parameter state
+(momentum buffers, running averages) and the step count are plain arrays, so
+``state_dict()`` can be saved in a checkpoint and ``load_state_dict()`` resumes
+bit-for-bit.  The formulas are PyTorch's defaults (no weight decay, no
+Nesterov, no amsgrad).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .module import as_modules
+
+
+class Optimizer:
+    """Base: ``slots`` names the state arrays kept per parameter, each shaped like it."""
+
+    slots: tuple = ()
+
+    def __init__(self, modules, lr: float) -> None:
+        if not lr > 0:
+            raise ValueError(f"lr must be positive; got {lr!r}")
+        self.modules = as_modules(modules)
+        self.lr = float(lr)
+        self.steps = 0
+        self.state = {
+            (slot, index, name): np.zeros_like(param)
+            for slot in self.slots
+            for index, module in enumerate(self.modules)
+            for name, param in module.params.items()
+        }
+
+    def zero_grad(self) -> None:
+        """Zero every layer's gradient accumulators."""
+        for module in self.modules:
+            module.zero_grad()
+
+    def step(self) -> None:
+        """Update every parameter from its gradient (in place)."""
+        self.steps += 1
+        for index, module in enumerate(self.modules):
+            for name, param in module.params.items():
+                slots = [self.state[(slot, index, name)] for slot in self.slots]
+                self._update(param, module.grads[name], *slots)
+
+    def _update(self, param, grad, *slots) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Flat ``{key: array}``: ``"steps"`` and ``"{slot}/{layer index}/{param name}"``; copies."""
+        result = {"steps": np.array(self.steps, np.int64)}
+        result.update({f"{slot}/{index}/{name}": value.copy() for (slot, index, name), value in self.state.items()})
+        return result
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (for the same layers).
+
+        Raises
+        ------
+        KeyError
+            The keys differ from this optimizer's.
+        ValueError
+            A shape differs.
+        """
+        expected = set(self.state_dict())
+        if set(state) != expected:
+            raise KeyError(f"optimizer state has keys {sorted(state)}; expected {sorted(expected)}")
+        self.steps = int(state["steps"])
+        for (slot, index, name), value in self.state.items():
+            saved = np.asarray(state[f"{slot}/{index}/{name}"])
+            if saved.shape != value.shape:
+                raise ValueError(f"optimizer state {slot}/{index}/{name} has shape {saved.shape}; expected {value.shape}")
+            value[...] = saved
+
+
+class SGD(Optimizer):
+    """``v = momentum * v + g;  p -= lr * v`` (plain ``p -= lr * g`` when momentum is 0)."""
+
+    slots = ("velocity",)
+
+    def __init__(self, modules, lr: float, momentum: float = 0.0) -> None:
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
+        self.momentum = float(momentum)
+        super().__init__(modules, lr)
+
+    def _update(self, param, grad, velocity) -> None:
+        velocity *= self.momentum
+        velocity += grad
+        param -= self.lr * velocity
+
+
+class Adagrad(Optimizer):
+    """``s += g**2;  p -= lr * g / (sqrt(s) + eps)``."""
+
+    slots = ("sum_sq",)
+
+    def __init__(self, modules, lr: float = 0.01, eps: float = 1e-10) -> None:
+        self.eps = float(eps)
+        super().__init__(modules, lr)
+
+    def _update(self, param, grad, sum_sq) -> None:
+        sum_sq += grad * grad
+        param -= self.lr * grad / (np.sqrt(sum_sq) + self.eps)
+
+
+class Adam(Optimizer):
+    """``m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g**2;
+    p -= lr * (m / (1-b1**t)) / (sqrt(v / (1-b2**t)) + eps)``."""
+
+    slots = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, modules, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8) -> None:
+        beta1, beta2 = betas
+        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+            raise ValueError(f"betas must lie in [0, 1); got {betas!r}")
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        super().__init__(modules, lr)
+
+    def _update(self, param, grad, exp_avg, exp_avg_sq) -> None:
+        exp_avg *= self.beta1
+        exp_avg += (1 - self.beta1) * grad
+        exp_avg_sq *= self.beta2
+        exp_avg_sq += (1 - self.beta2) * grad * grad
+        correction1 = 1 - self.beta1**self.steps
+        correction2 = 1 - self.beta2**self.steps
+        param -= (self.lr / correction1) * exp_avg / (np.sqrt(exp_avg_sq / correction2) + self.eps)
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}
