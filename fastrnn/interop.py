@@ -12,6 +12,10 @@ The functional helpers here work on parameter names as PyTorch spells them,
 direction 0 forward and 1 reverse (the reverse cell reads the sequence
 back to front).
 
+:func:`from_torch` and :func:`to_torch` convert whole layers
+(``fastrnn.nn.LSTM``/``RNN``), which keep PyTorch's parameter names and both
+biases, so a module -> layer -> module round trip is exact.
+
 torch is imported only inside the functions that need it, so ``import
 fastrnn.interop`` -- and reading a state dict saved as NumPy arrays -- works
 without torch installed.
@@ -27,7 +31,7 @@ import numpy as np
 
 from . import _validate as v
 
-__all__ = ["CellWeights", "weights_from_torch", "weights_to_state_dict"]
+__all__ = ["CellWeights", "from_torch", "to_torch", "weights_from_torch", "weights_to_state_dict"]
 
 # Gates per supported cell (G), by the ``mode`` string torch's RNNBase stores.
 GATES = {"LSTM": 4, "RNN_TANH": 1}
@@ -65,8 +69,8 @@ def _as_numpy(name: str, value, ndim: int, layout: str) -> np.ndarray:
 def check_module(module, *, batch_first: bool = False) -> int:
     """Check that fastrnn can reproduce ``module`` exactly; return its gate count G.
 
-    Raises TypeError for a module that is not ``nn.LSTM``/``nn.RNN`` and
-    ValueError naming the option for a configuration fastrnn does not support.
+    Raises TypeError for a module that is not ``nn.LSTM``/``nn.RNN`` or whose
+    parameters are not all float32 or all float64, and ValueError naming the option for a configuration fastrnn does not support.
     """
     torch = _import_torch()
     if not isinstance(module, torch.nn.RNNBase):
@@ -84,6 +88,12 @@ def check_module(module, *, batch_first: bool = False) -> int:
         raise ValueError(
             f"dropout={module.dropout} in training mode is not supported: fastrnn applies no dropout "
             "between layers; call module.eval() first, or build the module with dropout=0"
+        )
+    dtypes = sorted({str(param.dtype) for param in module.parameters()})
+    if dtypes not in (["torch.float32"], ["torch.float64"]):
+        raise TypeError(
+            f"the module's parameters have dtype {', '.join(dtypes)}; fastrnn needs one of float32 or float64 "
+            "(convert with module.float() or module.double())"
         )
     if module.batch_first != batch_first:
         raise ValueError(
@@ -270,3 +280,84 @@ def weights_to_state_dict(weights, *, bias: bool = True) -> dict:
                 state_dict[f"bias_ih{suffix}"] = torch.from_numpy(cell.b)
                 state_dict[f"bias_hh{suffix}"] = torch.zeros_like(state_dict[f"bias_ih{suffix}"])
     return state_dict
+
+
+def from_torch(module):
+    """The fastrnn layer equivalent to a torch ``nn.LSTM`` / ``nn.RNN`` (tanh).
+
+    Parameters
+    ----------
+    module : torch.nn.LSTM or torch.nn.RNN
+        float32 or float64 parameters, on any device.
+
+    Returns
+    -------
+    fastrnn.nn.LSTM or fastrnn.nn.RNN
+        Same ``input_size``, ``hidden_size``, ``num_layers``,
+        ``bidirectional`` and ``batch_first``; dtype float32 or float64
+        following the module; parameters copied under the same names (both
+        biases kept; zeros when the module has ``bias=False``).
+
+    Raises
+    ------
+    TypeError
+        A module other than nn.LSTM/nn.RNN, or parameters that are not
+        float32/float64.
+    ValueError
+        An unsupported option: ``proj_size``, ``nonlinearity='relu'``, GRU,
+        ``dropout`` between layers in training mode.
+    NotImplementedError
+        A configuration the layers do not have yet (raised by the layer).
+    """
+    from . import nn
+
+    check_module(module, batch_first=module.batch_first)  # the layer takes batch_first as it is
+    params = {name: _as_numpy(name, value, value.dim(), "a parameter") for name, value in module.named_parameters()}
+    dtype = params["weight_hh_l0"].dtype
+    layer_type = nn.LSTM if module.mode == "LSTM" else nn.RNN
+    config = dict(num_layers=module.num_layers, bidirectional=module.bidirectional, batch_first=module.batch_first)
+    try:
+        layer = layer_type(module.input_size, module.hidden_size, dtype=dtype, **config)
+    except NotImplementedError as error:
+        raise NotImplementedError(
+            f"{error}; for this module use weights_from_torch and the functional kernels"
+        ) from error
+    if not module.bias:
+        params.update({name: np.zeros_like(layer.params[name]) for name in layer.params if name.startswith("bias")})
+    layer.load_params(params)
+    return layer
+
+
+def to_torch(layer):
+    """A torch ``nn.LSTM`` / ``nn.RNN`` (tanh) holding a copy of a fastrnn layer's parameters.
+
+    Parameters
+    ----------
+    layer : fastrnn.nn.LSTM or fastrnn.nn.RNN
+
+    Returns
+    -------
+    torch.nn.LSTM or torch.nn.RNN
+        Same configuration, ``bias=True``, dtype float32 or float64 following
+        the layer, on the CPU; parameters copied under the same names.
+
+    Raises
+    ------
+    ImportError
+        torch is not installed.
+    TypeError
+        ``layer`` is not a fastrnn.nn.LSTM/RNN.
+    """
+    torch = _import_torch()
+    from . import nn
+
+    if not isinstance(layer, (nn.LSTM, nn.RNN)):
+        raise TypeError(f"layer must be a fastrnn.nn.LSTM or fastrnn.nn.RNN; got {type(layer).__name__}")
+    module_type = torch.nn.LSTM if isinstance(layer, nn.LSTM) else torch.nn.RNN
+    module = module_type(
+        layer.input_size, layer.hidden_size, num_layers=layer.num_layers, bidirectional=layer.bidirectional,
+        batch_first=layer.batch_first, dtype={np.float32: torch.float32, np.float64: torch.float64}[layer.dtype.type],
+    )
+    # Tensors of private copies: the module must not share memory with the layer.
+    module.load_state_dict({name: torch.from_numpy(value.copy()) for name, value in layer.params.items()})
+    return module
