@@ -70,7 +70,8 @@ def check_module(module, *, batch_first: bool = False) -> int:
     """Check that fastrnn can reproduce ``module`` exactly; return its gate count G.
 
     Raises TypeError for a module that is not ``nn.LSTM``/``nn.RNN`` or whose
-    parameters are not all float32 or all float64, and ValueError naming the option for a configuration fastrnn does not support.
+    parameters are not all float32 or all float64, and ValueError naming the
+    option for a configuration fastrnn does not support.
     """
     torch = _import_torch()
     if not isinstance(module, torch.nn.RNNBase):
@@ -125,7 +126,9 @@ def _parse_names(state_dict: Mapping) -> tuple[int, int, bool]:
     num_directions = 1 + max(direction for _, direction in found.values())
     bias = any(name.startswith("bias") for name in found)
     kinds = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if bias else ())
-    expected = {f"{kind}_l{k}{_SUFFIXES[d]}" for kind in kinds for k in range(num_layers) for d in range(num_directions)}
+    expected = {
+        f"{kind}_l{k}{_SUFFIXES[d]}" for kind in kinds for k in range(num_layers) for d in range(num_directions)
+    }
     if set(found) != expected:
         missing = sorted(expected - set(found))
         extra = sorted(set(found) - expected)
