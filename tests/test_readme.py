@@ -17,6 +17,9 @@ def test_readme_has_examples():
 
 @pytest.mark.parametrize("index", range(len(EXAMPLES)))
 def test_readme_example_runs(index, capsys):
+    if "import torch" in EXAMPLES[index]:
+        # CI installs torch (the 'peers' extra); a checkout without it still runs the rest.
+        pytest.importorskip("torch", reason="this README example needs PyTorch (the 'peers' extra)")
     exec(compile(EXAMPLES[index], f"README example {index}", "exec"), {"__name__": "__readme__"})
 
 
