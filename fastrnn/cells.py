@@ -46,6 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate as v
+from ._blas import call_kernel
 from ._types import LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache, RNNForward, RNNGrads
 from .kernels.lstm import lstm_backward_kernel, lstm_forward_kernel
 from .kernels.rnn import rnn_backward_kernel, rnn_forward_kernel
@@ -97,7 +98,8 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, check_finite=False) -> L
     c = _initial(args.states[1], T, B, H, args.dtype)  # (T+1, B, H)
     gates = np.empty((T, B, 4 * H), args.dtype)  # (T, B, 4H)
     work = np.empty((B, 4 * H), args.dtype)  # (B, 4H)
-    lstm_forward_kernel(args.x, args.w_ih, args.w_hh, args.b, h, c, gates, work)
+    call_kernel(T * B * 4 * H * (args.x.shape[2] + H), lstm_forward_kernel,
+                args.x, args.w_ih, args.w_hh, args.b, h, c, gates, work)
     cache = LSTMCache(args.x, args.w_ih, args.w_hh, h, c, gates)
     return LSTMForward(h[1:].copy(), LSTMState(h[T].copy(), c[T].copy()), cache)
 
@@ -136,8 +138,8 @@ def lstm_backward(dy, cache, dh_n=None, dc_n=None, *, check_finite=False) -> LST
     dw_ih = np.empty((4 * H, D), dtype)  # (4H, D)
     dw_hh = np.empty((4 * H, H), dtype)  # (4H, H)
     db = np.empty(4 * H, dtype)  # (4H,)
-    lstm_backward_kernel(dy, cache.x, cache.w_ih, cache.w_hh, cache.h, cache.c, cache.gates,
-                         dh, dc, dgates, dx, dw_ih, dw_hh, db)
+    call_kernel(3 * T * B * 4 * H * (D + H), lstm_backward_kernel, dy, cache.x, cache.w_ih, cache.w_hh,
+                cache.h, cache.c, cache.gates, dh, dc, dgates, dx, dw_ih, dw_hh, db)
     return LSTMGrads(dx, dw_ih, dw_hh, db, dh, dc)
 
 
@@ -174,7 +176,7 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, check_finite=False) -> RNNForward:
     H = args.w_hh.shape[1]
     h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
     work = np.empty((B, H), args.dtype)  # (B, H)
-    rnn_forward_kernel(args.x, args.w_ih, args.w_hh, args.b, h, work)
+    call_kernel(T * B * H * (args.x.shape[2] + H), rnn_forward_kernel, args.x, args.w_ih, args.w_hh, args.b, h, work)
     return RNNForward(h[1:].copy(), h[T].copy(), RNNCache(args.x, args.w_ih, args.w_hh, h))
 
 
@@ -211,5 +213,6 @@ def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
     dw_ih = np.empty((H, D), dtype)  # (H, D)
     dw_hh = np.empty((H, H), dtype)  # (H, H)
     db = np.empty(H, dtype)  # (H,)
-    rnn_backward_kernel(dy, cache.x, cache.w_ih, cache.w_hh, cache.h, dh, da, dx, dw_ih, dw_hh, db)
+    call_kernel(3 * T * B * H * (D + H), rnn_backward_kernel,
+                dy, cache.x, cache.w_ih, cache.w_hh, cache.h, dh, da, dx, dw_ih, dw_hh, db)
     return RNNGrads(dx, dw_ih, dw_hh, db, dh)

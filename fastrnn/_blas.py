@@ -1,0 +1,84 @@
+"""Per-call control of the BLAS threads the kernels use.
+
+Numba's ``np.dot`` calls SciPy's OpenBLAS, which threads a product once it
+passes about 2**19 multiply-adds.  A threaded product waits for its worker to
+be scheduled, and on a busy machine that wait can be a whole scheduler tick:
+the LSTM forward for T=32, B=4, H=64 took 17 ms instead of 0.26 ms, and
+``fastrnn train --hidden 10`` ran 10x slower, both from the few threaded
+input-projection and weight-gradient products of each call (measured while
+other jobs shared this 2-core machine).  The per-step products of such small
+problems are below OpenBLAS's threshold and single-threaded already.
+
+So a kernel call whose total work is below ``SINGLE_THREAD_BELOW_MACS`` runs
+on one BLAS thread: a call that small takes well under a millisecond, so two
+threads can save little and a stall costs much more.  Larger calls keep
+OpenBLAS's own choice, because there two threads pay (0.55-0.64x the time of
+one for per-step products of 0.5-2 M multiply-adds, measured interleaved in
+one process with ``openblas_set_num_threads_local``).
+
+The count is set with ``openblas_set_num_threads_local`` (OpenBLAS >= 0.3.27),
+which returns the previous count.  Despite its name it acts process-wide in
+the pthreads build SciPy ships (measured: a value set in one Python thread is
+seen in another; OpenBLAS's maintainers call the function not yet complete,
+OpenMathLib/OpenBLAS#5808).  So entering and leaving is reference-counted
+under a lock: the first small call in flight saves the count and sets 1, the
+last one restores it, and overlapping calls from several Python threads can
+never leave the program's BLAS stuck at one thread.  While a small call runs,
+SciPy BLAS calls elsewhere in the process also run on one thread -- a
+performance effect only.  Where the symbol is missing the kernels run with
+OpenBLAS's own choice.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import os
+import threading
+
+SINGLE_THREAD_BELOW_MACS = 1 << 24  # ~0.2 ms of single-threaded SGEMM on this machine
+
+
+@functools.lru_cache(maxsize=None)
+def _set_local():
+    """SciPy's OpenBLAS ``openblas_set_num_threads_local``, or None."""
+    import scipy
+
+    candidates = glob.glob(os.path.join(os.path.dirname(scipy.__file__) + ".libs", "libscipy_openblas*.so*"))
+    candidates += glob.glob(os.path.join(os.path.dirname(scipy.__file__), ".dylibs", "libscipy_openblas*"))
+    for path in candidates:
+        try:
+            library = ctypes.CDLL(path)  # already loaded by scipy.linalg: the same instance
+            function = library.openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        function.argtypes = [ctypes.c_int]
+        function.restype = ctypes.c_int
+        return function
+    return None
+
+
+_lock = threading.Lock()
+_in_flight = 0  # small calls running now
+_saved_threads = 0  # the count to restore when the last one ends
+
+
+def call_kernel(macs: float, kernel, *args) -> None:
+    """``kernel(*args)``, with SciPy's BLAS on one thread while it runs when ``macs`` is small."""
+    global _in_flight, _saved_threads
+    setter = _set_local() if macs < SINGLE_THREAD_BELOW_MACS else None
+    if setter is None:
+        kernel(*args)
+        return
+    with _lock:
+        if _in_flight == 0:
+            _saved_threads = setter(1)
+        _in_flight += 1
+    try:
+        kernel(*args)
+    finally:
+        with _lock:
+            _in_flight -= 1
+            if _in_flight == 0:
+                setter(_saved_threads)
