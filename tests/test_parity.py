@@ -112,3 +112,21 @@ def test_empty_sequences_and_batches(cell, impl, T, B):
     if T == 0:
         for d0, dn in zip(dstates0, p["dstates_n"]):
             np.testing.assert_array_equal(d0, dn)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_both_forward_product_paths_match_reference(cell, dtype):
+    """B == 1 with a small step uses the loop product, anything larger BLAS: both must be exact."""
+    from fastrnn.kernels.matmul import use_loops
+
+    G = cell.gates
+    small_H = 16
+    large_H = next(H for H in range(16, 400) if not use_loops.py_func(1, G * H, H))
+    for B, H, loops in ((1, small_H, True), (1, large_H, False), (2, small_H, False)):
+        assert use_loops.py_func(B, G * H, H) is loops
+        p = make_problem(cell, 5, B, 3, H, dtype, seed=H, scale=1 / np.sqrt(H))
+        y, states, grads = run_cell(cell, "fast", p)
+        y_ref, states_ref, grads_ref = run_cell(cell, "reference", p)
+        assert_close(y, y_ref, name=f"y (B={B}, H={H})")
+        for a, e in zip(grads, grads_ref):
+            assert_close(a, e, name=f"grad (B={B}, H={H})")

@@ -14,6 +14,7 @@ import numpy as np
 
 from .._jit import jit
 from .activations import sigmoid, tanh
+from .matmul import row_times_matrix, use_loops
 
 
 @jit
@@ -44,8 +45,13 @@ def lstm_forward_kernel(x, w_ih, w_hh, b, h, c, gates, work):
     # The input projection does not depend on the recurrence: one GEMM for all
     # T*B rows, written straight into the gate buffer.
     np.dot(x.reshape(T * B, D), w_ih.T, gates.reshape(T * B, 4 * H))
+    loops = use_loops(B, 4 * H, H)
+    w_hh_t = np.ascontiguousarray(w_hh.T) if loops else w_hh[:0]  # (H, 4H) for the loop path
     for t in range(T):
-        np.dot(h[t], w_hh.T, work)  # (B,H) @ (H,4H) -> (B,4H)
+        if loops:
+            row_times_matrix(h[t, 0], w_hh_t, work[0])
+        else:
+            np.dot(h[t], w_hh.T, work)  # (B,H) @ (H,4H) -> (B,4H)
         for bi in range(B):
             _gates_forward_row(gates[t, bi], work[bi], b, c[t, bi], c[t + 1, bi], h[t + 1, bi])
 

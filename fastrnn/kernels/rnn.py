@@ -10,6 +10,7 @@ import numpy as np
 from .._jit import jit
 from .activations import tanh
 from .lstm import column_sums
+from .matmul import row_times_matrix, use_loops
 
 
 @jit
@@ -28,8 +29,13 @@ def rnn_forward_kernel(x, w_ih, w_hh, b, h, work):
     # One GEMM for the input projection of all steps, parked in h[1:] until
     # each step overwrites it with the activated state.
     np.dot(x.reshape(T * B, D), w_ih.T, h[1:].reshape(T * B, H))
+    loops = use_loops(B, H, H)
+    w_hh_t = np.ascontiguousarray(w_hh.T) if loops else w_hh[:0]  # (H, H) for the loop path
     for t in range(T):
-        np.dot(h[t], w_hh.T, work)  # (B,H) @ (H,H) -> (B,H)
+        if loops:
+            row_times_matrix(h[t, 0], w_hh_t, work[0])
+        else:
+            np.dot(h[t], w_hh.T, work)  # (B,H) @ (H,H) -> (B,H)
         for bi in range(B):
             _tanh_row(h[t + 1, bi], work[bi], b, h[t + 1, bi])
 
