@@ -24,7 +24,8 @@ class LSTMCache(NamedTuple):
     w_hh: np.ndarray  # (4H, H)
     h: np.ndarray  # (T+1, B, H); h[0] is the initial state
     c: np.ndarray  # (T+1, B, H); c[0] is the initial state
-    gates: np.ndarray  # (T, B, 4H); activated gates in order i, f, g, o
+    gates: np.ndarray  # (T, B, 4H); activated gates in order i, f, g, o; zero past a sequence's length
+    lengths: np.ndarray  # (B,) int64; steps t >= lengths[b] are padding for sequence b
 
 
 class LSTMForward(NamedTuple):
@@ -49,6 +50,7 @@ class RNNCache(NamedTuple):
     w_ih: np.ndarray  # (H, D)
     w_hh: np.ndarray  # (H, H)
     h: np.ndarray  # (T+1, B, H); h[0] is the initial state
+    lengths: np.ndarray  # (B,) int64; steps t >= lengths[b] are padding for sequence b
 
 
 class RNNForward(NamedTuple):

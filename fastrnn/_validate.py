@@ -136,6 +136,42 @@ def prepare_forward(gates: int, x, w_ih, w_hh, b, states: dict, check_finite: bo
     )
 
 
+def prepare_lengths(lengths, T: int, B: int) -> np.ndarray:
+    """``lengths`` as a private (B,) int64 array with 0 <= lengths <= T; None means all T."""
+    if lengths is None:
+        return np.full(B, T, np.int64)  # (B,)
+    try:
+        array = np.asarray(lengths)
+    except ValueError as error:
+        raise ValueError(f"lengths could not be converted to an array of shape (B,): {error}") from None
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"lengths must hold integers (one length per sequence); got dtype {array.dtype}")
+    if array.shape != (B,):
+        raise ValueError(f"lengths has shape {array.shape}; expected (B,) = ({B},) with B from x")
+    if B and (array.min() < 0 or array.max() > T):
+        raise ValueError(f"lengths must lie in [0, T] = [0, {T}]; got values from {array.min()} to {array.max()}")
+    return np.array(array, dtype=np.int64, order="C", copy=True)
+
+
+def padding_mask(lengths: np.ndarray, T: int) -> np.ndarray | None:
+    """(T, B) True at padded steps (t >= lengths[b]), or None when there are none."""
+    if not lengths.size or lengths.min() >= T:
+        return None
+    return np.arange(T)[:, None] >= lengths[None, :]
+
+
+def zero_padding(x: np.ndarray, lengths: np.ndarray) -> None:
+    """Zero the padded steps of a private (T, B, D) copy, in place.
+
+    Padding is never an input to the recurrence, but the hoisted products
+    (x @ w_ih.T, dgates.T @ x) read all T*B rows; with a NaN in padding,
+    0 * NaN would put NaN into dw_ih.
+    """
+    mask = padding_mask(lengths, x.shape[0])
+    if mask is not None:
+        x[mask] = 0
+
+
 def describe(value) -> str:
     """How an argument looks, for error messages: dtype, shape and layout, or its type."""
     if type(value) is not np.ndarray:
@@ -178,6 +214,7 @@ def check_cache(cache, cache_type: type, gates: int, producer: str) -> tuple:
         raise tampered("w_hh", f"{dtype} array of shape ({g_layout}H, H)")
     H = cache.w_hh.shape[1]
     expected = {
+        "lengths": (B,),
         "w_ih": (gates * H, D),
         "w_hh": (gates * H, H),
         "h": (T + 1, B, H),
@@ -186,8 +223,11 @@ def check_cache(cache, cache_type: type, gates: int, producer: str) -> tuple:
     }
     for name in cache_type._fields[1:]:
         array = getattr(cache, name)
-        if not is_plain(array, len(expected[name])) or array.shape != expected[name] or array.dtype != dtype:
-            raise tampered(name, f"{dtype} array of shape {expected[name]}")
+        want = np.dtype(np.int64) if name == "lengths" else dtype
+        if not is_plain(array, len(expected[name])) or array.shape != expected[name] or array.dtype != want:
+            raise tampered(name, f"{want} array of shape {expected[name]}")
+    if B and (cache.lengths.min() < 0 or cache.lengths.max() > T):
+        raise tampered("lengths", f"int64 array of shape ({B},) with values in [0, {T}]")
     return T, B, D, H, dtype
 
 

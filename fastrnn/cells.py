@@ -30,6 +30,12 @@ dtypes: float32 or float64, one dtype per call, computed in that precision; the
 outputs have the input dtype.  Byte-swapped, strided, F-ordered and read-only
 arrays are accepted (copied); other dtypes raise ``TypeError``.
 
+Variable-length batches: with ``lengths`` (B,), steps ``t >= lengths[b]`` are
+padding for sequence ``b``: its state carries through unchanged (the final
+state is taken at its own last step), its outputs there are zero, its padded
+input is never read (zeroed in the private copy), and backward passes the
+state gradient through those steps.  The cache keeps the lengths.
+
 Empty inputs are defined: with ``T == 0`` the final state is the initial state
 and the weight gradients are zeros; with ``B == 0`` every output is empty and
 the weight gradients are zeros.  ``D == 0`` is an input-free recurrence (``dx``
@@ -61,7 +67,16 @@ def _initial(state, T: int, B: int, H: int, dtype) -> np.ndarray:
     return buffer
 
 
-def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, check_finite=False) -> LSTMForward:
+def outputs(h: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """y (T, B, H) from the states h (T+1, B, H): a copy, zero past each sequence's length."""
+    y = h[1:].copy()
+    mask = v.padding_mask(lengths, y.shape[0])
+    if mask is not None:
+        y[mask] = 0
+    return y
+
+
+def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_finite=False) -> LSTMForward:
     """Run an LSTM over a sequence.
 
     Parameters
@@ -73,6 +88,12 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, check_finite=False) -> L
         Gate order i, f, g, o (see :mod:`fastrnn.cells`).
     h0, c0 : array (B, H), optional
         Initial hidden and cell state; ``None`` means zeros.
+    lengths : array of int (B,), optional
+        Variable-length batch: sequence ``b`` is ``x[:lengths[b], b]``; later
+        steps are padding.  Its state stops updating at its own last step (so
+        the final state is taken there), its outputs past it are zero, and
+        gradients equal those of running each sequence alone.  ``None`` means
+        every sequence has all T steps.
     check_finite : bool, default False
         Raise ``ValueError`` if any input holds NaN or Inf.  When False, NaN
         and Inf propagate as they would in the reference.
@@ -94,14 +115,16 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, check_finite=False) -> L
     args = v.prepare_forward(4, x, w_ih, w_hh, b, {"h0": h0, "c0": c0}, check_finite)
     T, B, _ = args.x.shape
     H = args.w_hh.shape[1]
+    steps = v.prepare_lengths(lengths, T, B)  # (B,)
+    v.zero_padding(args.x, steps)
     h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
     c = _initial(args.states[1], T, B, H, args.dtype)  # (T+1, B, H)
     gates = np.empty((T, B, 4 * H), args.dtype)  # (T, B, 4H)
     work = np.empty((B, 4 * H), args.dtype)  # (B, 4H)
     call_kernel(T * B * 4 * H * (args.x.shape[2] + H), lstm_forward_kernel,
-                args.x, args.w_ih, args.w_hh, args.b, h, c, gates, work)
-    cache = LSTMCache(args.x, args.w_ih, args.w_hh, h, c, gates)
-    return LSTMForward(h[1:].copy(), LSTMState(h[T].copy(), c[T].copy()), cache)
+                args.x, args.w_ih, args.w_hh, args.b, steps, h, c, gates, work)
+    cache = LSTMCache(args.x, args.w_ih, args.w_hh, h, c, gates, steps)
+    return LSTMForward(outputs(h, steps), LSTMState(h[T].copy(), c[T].copy()), cache)
 
 
 def lstm_backward(dy, cache, dh_n=None, dc_n=None, *, check_finite=False) -> LSTMGrads:
@@ -138,12 +161,13 @@ def lstm_backward(dy, cache, dh_n=None, dc_n=None, *, check_finite=False) -> LST
     dw_ih = np.empty((4 * H, D), dtype)  # (4H, D)
     dw_hh = np.empty((4 * H, H), dtype)  # (4H, H)
     db = np.empty(4 * H, dtype)  # (4H,)
+    work = np.empty((B, H), dtype)  # (B, H)
     call_kernel(3 * T * B * 4 * H * (D + H), lstm_backward_kernel, dy, cache.x, cache.w_ih, cache.w_hh,
-                cache.h, cache.c, cache.gates, dh, dc, dgates, dx, dw_ih, dw_hh, db)
+                cache.lengths, cache.h, cache.c, cache.gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db)
     return LSTMGrads(dx, dw_ih, dw_hh, db, dh, dc)
 
 
-def rnn_forward(x, w_ih, w_hh, b, h0=None, *, check_finite=False) -> RNNForward:
+def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) -> RNNForward:
     """Run a vanilla tanh RNN over a sequence.
 
     Parameters
@@ -154,6 +178,12 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, check_finite=False) -> RNNForward:
     b : array (H,)
     h0 : array (B, H), optional
         Initial hidden state; ``None`` means zeros.
+    lengths : array of int (B,), optional
+        Variable-length batch: sequence ``b`` is ``x[:lengths[b], b]``; later
+        steps are padding.  Its state stops updating at its own last step (so
+        the final state is taken there), its outputs past it are zero, and
+        gradients equal those of running each sequence alone.  ``None`` means
+        every sequence has all T steps.
     check_finite : bool, default False
         Raise ``ValueError`` if any input holds NaN or Inf.
 
@@ -174,10 +204,13 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, check_finite=False) -> RNNForward:
     args = v.prepare_forward(1, x, w_ih, w_hh, b, {"h0": h0}, check_finite)
     T, B, _ = args.x.shape
     H = args.w_hh.shape[1]
+    steps = v.prepare_lengths(lengths, T, B)  # (B,)
+    v.zero_padding(args.x, steps)
     h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
     work = np.empty((B, H), args.dtype)  # (B, H)
-    call_kernel(T * B * H * (args.x.shape[2] + H), rnn_forward_kernel, args.x, args.w_ih, args.w_hh, args.b, h, work)
-    return RNNForward(h[1:].copy(), h[T].copy(), RNNCache(args.x, args.w_ih, args.w_hh, h))
+    call_kernel(T * B * H * (args.x.shape[2] + H), rnn_forward_kernel,
+                args.x, args.w_ih, args.w_hh, args.b, steps, h, work)
+    return RNNForward(outputs(h, steps), h[T].copy(), RNNCache(args.x, args.w_ih, args.w_hh, h, steps))
 
 
 def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
@@ -213,6 +246,7 @@ def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
     dw_ih = np.empty((H, D), dtype)  # (H, D)
     dw_hh = np.empty((H, H), dtype)  # (H, H)
     db = np.empty(H, dtype)  # (H,)
+    work = np.empty((B, H), dtype)  # (B, H)
     call_kernel(3 * T * B * H * (D + H), rnn_backward_kernel,
-                dy, cache.x, cache.w_ih, cache.w_hh, cache.h, dh, da, dx, dw_ih, dw_hh, db)
+                dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, dh, da, work, dx, dw_ih, dw_hh, db)
     return RNNGrads(dx, dw_ih, dw_hh, db, dh)

@@ -28,87 +28,99 @@ def _state_or_zeros(state, B, H, dtype):
     return np.zeros((B, H), dtype) if state is None else state.astype(dtype)
 
 
-def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, check_finite=False) -> LSTMForward:
+def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_finite=False) -> LSTMForward:
     """Reference LSTM forward; see :func:`fastrnn.lstm_forward`."""
     x, w_ih, w_hh, b, (h0, c0), dtype = v.prepare_forward(4, x, w_ih, w_hh, b, {"h0": h0, "c0": c0}, check_finite)
     T, B, _ = x.shape
     H = w_hh.shape[1]
+    lengths = v.prepare_lengths(lengths, T, B)
+    v.zero_padding(x, lengths)
     h = np.zeros((T + 1, B, H), dtype)  # (T+1, B, H)
     c = np.zeros((T + 1, B, H), dtype)  # (T+1, B, H)
     h[0] = _state_or_zeros(h0, B, H, dtype)
     c[0] = _state_or_zeros(c0, B, H, dtype)
     gates = np.zeros((T, B, 4 * H), dtype)  # (T, B, 4H)
     for t in range(T):
+        active = (t < lengths)[:, None]  # (B, 1): padded sequences keep their state
         a = x[t] @ w_ih.T + h[t] @ w_hh.T + b  # (B, 4H) pre-activations
         i = sigmoid(a[:, 0 * H:1 * H])
         f = sigmoid(a[:, 1 * H:2 * H])
         g = np.tanh(a[:, 2 * H:3 * H])
         o = sigmoid(a[:, 3 * H:4 * H])
-        c[t + 1] = f * c[t] + i * g
-        h[t + 1] = o * np.tanh(c[t + 1])
-        gates[t] = np.concatenate([i, f, g, o], axis=1)
-    return LSTMForward(h[1:].copy(), LSTMState(h[T].copy(), c[T].copy()), LSTMCache(x, w_ih, w_hh, h, c, gates))
+        c_new = f * c[t] + i * g
+        c[t + 1] = np.where(active, c_new, c[t])
+        h[t + 1] = np.where(active, o * np.tanh(c_new), h[t])
+        gates[t] = np.where(active, np.concatenate([i, f, g, o], axis=1), 0)
+    y = np.where((np.arange(T)[:, None] < lengths)[..., None], h[1:], 0).astype(dtype)
+    return LSTMForward(y, LSTMState(h[T].copy(), c[T].copy()), LSTMCache(x, w_ih, w_hh, h, c, gates, lengths))
 
 
 def lstm_backward(dy, cache, dh_n=None, dc_n=None, *, check_finite=False) -> LSTMGrads:
     """Reference LSTM backward; see :func:`fastrnn.lstm_backward`."""
     T, B, D, H, dtype = v.check_cache(cache, LSTMCache, 4, "lstm_forward")
     dy, (dh, dc) = v.prepare_backward(dy, T, B, H, dtype, {"dh_n": dh_n, "dc_n": dc_n}, check_finite)
-    x, w_ih, w_hh, h, c, gates = cache
+    x, w_ih, w_hh, h, c, gates, lengths = cache
     dx = np.zeros((T, B, D), dtype)
     dw_ih = np.zeros((4 * H, D), dtype)
     dw_hh = np.zeros((4 * H, H), dtype)
     db = np.zeros(4 * H, dtype)
     for t in reversed(range(T)):
+        active = (t < lengths)[:, None]  # (B, 1): a padded step passes dh, dc through
         i, f, g, o = (gates[t, :, k * H:(k + 1) * H] for k in range(4))
         tanh_c = np.tanh(c[t + 1])
-        dh = dh + dy[t]  # gradient reaching h[t+1]: from y[t] and from step t+1
+        dh_t = dh + dy[t]  # gradient reaching h[t+1]: from y[t] and from step t+1
         # h' = o * tanh(c')
-        do = dh * tanh_c
-        dc = dc + dh * o * (1 - tanh_c**2)
+        do = dh_t * tanh_c
+        dc_t = dc + dh_t * o * (1 - tanh_c**2)
         # c' = f * c + i * g
-        di = dc * g
-        df = dc * c[t]
-        dg = dc * i
-        dc = dc * f  # gradient reaching c[t]
+        di = dc_t * g
+        df = dc_t * c[t]
+        dg = dc_t * i
         # through the activations, to the pre-activations a = [i f g o]
         da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g**2), do * o * (1 - o)], axis=1)
+        da = np.where(active, da, 0).astype(dtype)
         # a = x W_ih^T + h W_hh^T + b
         dx[t] = da @ w_ih
         dw_ih += da.T @ x[t]
         dw_hh += da.T @ h[t]
         db += da.sum(axis=0)
-        dh = da @ w_hh  # gradient reaching h[t]
+        dc = np.where(active, dc_t * f, dc)  # gradient reaching c[t]
+        dh = np.where(active, da @ w_hh, dh)  # gradient reaching h[t]
     return LSTMGrads(dx, dw_ih, dw_hh, db, dh, dc)
 
 
-def rnn_forward(x, w_ih, w_hh, b, h0=None, *, check_finite=False) -> RNNForward:
+def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) -> RNNForward:
     """Reference RNN forward; see :func:`fastrnn.rnn_forward`."""
     x, w_ih, w_hh, b, (h0,), dtype = v.prepare_forward(1, x, w_ih, w_hh, b, {"h0": h0}, check_finite)
     T, B, _ = x.shape
     H = w_hh.shape[1]
+    lengths = v.prepare_lengths(lengths, T, B)
+    v.zero_padding(x, lengths)
     h = np.zeros((T + 1, B, H), dtype)  # (T+1, B, H)
     h[0] = _state_or_zeros(h0, B, H, dtype)
     for t in range(T):
-        h[t + 1] = np.tanh(x[t] @ w_ih.T + h[t] @ w_hh.T + b)
-    return RNNForward(h[1:].copy(), h[T].copy(), RNNCache(x, w_ih, w_hh, h))
+        active = (t < lengths)[:, None]  # (B, 1): padded sequences keep their state
+        h[t + 1] = np.where(active, np.tanh(x[t] @ w_ih.T + h[t] @ w_hh.T + b), h[t])
+    y = np.where((np.arange(T)[:, None] < lengths)[..., None], h[1:], 0).astype(dtype)
+    return RNNForward(y, h[T].copy(), RNNCache(x, w_ih, w_hh, h, lengths))
 
 
 def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
     """Reference RNN backward; see :func:`fastrnn.rnn_backward`."""
     T, B, D, H, dtype = v.check_cache(cache, RNNCache, 1, "rnn_forward")
     dy, (dh,) = v.prepare_backward(dy, T, B, H, dtype, {"dh_n": dh_n}, check_finite)
-    x, w_ih, w_hh, h = cache
+    x, w_ih, w_hh, h, lengths = cache
     dx = np.zeros((T, B, D), dtype)
     dw_ih = np.zeros((H, D), dtype)
     dw_hh = np.zeros((H, H), dtype)
     db = np.zeros(H, dtype)
     for t in reversed(range(T)):
+        active = (t < lengths)[:, None]  # (B, 1): a padded step passes dh through
         # h[t+1] = tanh(a)
-        da = (dh + dy[t]) * (1 - h[t + 1] ** 2)
+        da = np.where(active, (dh + dy[t]) * (1 - h[t + 1] ** 2), 0).astype(dtype)
         dx[t] = da @ w_ih
         dw_ih += da.T @ x[t]
         dw_hh += da.T @ h[t]
         db += da.sum(axis=0)
-        dh = da @ w_hh
+        dh = np.where(active, da @ w_hh, dh)
     return RNNGrads(dx, dw_ih, dw_hh, db, dh)

@@ -38,7 +38,10 @@ def test_caches_are_interchangeable(cell, dtype):
     ref = cell.ref_forward(p["x"], p["w_ih"], p["w_hh"], p["b"], *p["states0"])
     assert type(fast.cache) is type(ref.cache)
     for name, a, e in zip(fast.cache._fields, fast.cache, ref.cache):
-        assert_close(a, e, name=f"cache.{name}")
+        if name == "lengths":
+            np.testing.assert_array_equal(a, e)
+        else:
+            assert_close(a, e, name=f"cache.{name}")
     cross = cell.backward(p["dy"], ref.cache, *p["dstates_n"])
     expected = cell.ref_backward(p["dy"], ref.cache, *p["dstates_n"])
     for name, a, e in zip(grad_names(cell), cross, expected):

@@ -37,9 +37,18 @@ def _gates_forward_row(gates, recurrent, b, c_prev, c_next, h_next):
 
 
 @jit
-def lstm_forward_kernel(x, w_ih, w_hh, b, h, c, gates, work):
-    """x (T,B,D), w_ih (4H,D), w_hh (4H,H), b (4H,); h, c (T+1,B,H) with h[0], c[0] set;
-    writes h[1:], c[1:] and gates (T,B,4H, activated i f g o); work (B,4H) scratch."""
+def carry_row(h_prev, h_next, c_prev, c_next, gates):
+    """A padded step: the state passes through unchanged and the step's gates are zero."""
+    h_next[:] = h_prev
+    c_next[:] = c_prev
+    gates[:] = 0
+
+
+@jit
+def lstm_forward_kernel(x, w_ih, w_hh, b, lengths, h, c, gates, work):
+    """x (T,B,D), w_ih (4H,D), w_hh (4H,H), b (4H,), lengths (B,); h, c (T+1,B,H) with h[0], c[0]
+    set; writes h[1:], c[1:] and gates (T,B,4H, activated i f g o); work (B,4H) scratch.
+    Steps t >= lengths[b] carry sequence b's state unchanged."""
     T, B, D = x.shape
     H = w_hh.shape[1]
     # The input projection does not depend on the recurrence: one GEMM for all
@@ -53,7 +62,10 @@ def lstm_forward_kernel(x, w_ih, w_hh, b, h, c, gates, work):
         else:
             np.dot(h[t], w_hh.T, work)  # (B,H) @ (H,4H) -> (B,4H)
         for bi in range(B):
-            _gates_forward_row(gates[t, bi], work[bi], b, c[t, bi], c[t + 1, bi], h[t + 1, bi])
+            if t < lengths[bi]:
+                _gates_forward_row(gates[t, bi], work[bi], b, c[t, bi], c[t + 1, bi], h[t + 1, bi])
+            else:
+                carry_row(h[t, bi], h[t + 1, bi], c[t, bi], c[t + 1, bi], gates[t, bi])
 
 
 @jit
@@ -78,16 +90,27 @@ def _gates_backward_row(gates, c_prev, c_next, dy, dh, dc, dgates):
 
 
 @jit
-def lstm_backward_kernel(dy, x, w_ih, w_hh, h, c, gates, dh, dc, dgates, dx, dw_ih, dw_hh, db):
+def lstm_backward_kernel(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db):
     """dy (T,B,H); cache arrays as in the forward; dh, dc (B,H) hold dh_n, dc_n on entry and
-    dh0, dc0 on exit; dgates (T,B,4H) scratch; writes dx (T,B,D), dw_ih (4H,D), dw_hh (4H,H), db (4H,)."""
+    dh0, dc0 on exit; dgates (T,B,4H), work (B,H) scratch; writes dx (T,B,D), dw_ih (4H,D),
+    dw_hh (4H,H), db (4H,).  Padded steps pass dh, dc through and ignore dy."""
     T, B, D = x.shape
     H = w_hh.shape[1]
+    shortest = lengths.min() if B else T
     # Only the dh/dc recurrence is sequential.
     for t in range(T - 1, -1, -1):
         for bi in range(B):
-            _gates_backward_row(gates[t, bi], c[t, bi], c[t + 1, bi], dy[t, bi], dh[bi], dc[bi], dgates[t, bi])
-        np.dot(dgates[t], w_hh, dh)  # (B,4H) @ (4H,H) -> (B,H)
+            if t < lengths[bi]:
+                _gates_backward_row(gates[t, bi], c[t, bi], c[t + 1, bi], dy[t, bi], dh[bi], dc[bi], dgates[t, bi])
+            else:
+                dgates[t, bi, :] = 0
+        if t < shortest:  # every sequence is active: the product is the new dh
+            np.dot(dgates[t], w_hh, dh)  # (B,4H) @ (4H,H) -> (B,H)
+        else:
+            np.dot(dgates[t], w_hh, work)
+            for bi in range(B):
+                if t < lengths[bi]:
+                    dh[bi, :] = work[bi]
     # Everything else is one GEMM (or reduction) over all T*B rows.
     rows = dgates.reshape(T * B, 4 * H)
     np.dot(rows, w_ih, dx.reshape(T * B, D))

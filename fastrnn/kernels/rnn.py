@@ -21,9 +21,10 @@ def _tanh_row(pre, recurrent, b, out):
 
 
 @jit
-def rnn_forward_kernel(x, w_ih, w_hh, b, h, work):
-    """x (T,B,D), w_ih (H,D), w_hh (H,H), b (H,); h (T+1,B,H) with h[0] set; writes h[1:].
-    h[1:] doubles as the buffer for the input projection; work (B,H) scratch."""
+def rnn_forward_kernel(x, w_ih, w_hh, b, lengths, h, work):
+    """x (T,B,D), w_ih (H,D), w_hh (H,H), b (H,), lengths (B,); h (T+1,B,H) with h[0] set; writes
+    h[1:], which doubles as the buffer for the input projection; work (B,H) scratch.
+    Steps t >= lengths[b] carry sequence b's state unchanged."""
     T, B, D = x.shape
     H = w_hh.shape[1]
     # One GEMM for the input projection of all steps, parked in h[1:] until
@@ -37,7 +38,10 @@ def rnn_forward_kernel(x, w_ih, w_hh, b, h, work):
         else:
             np.dot(h[t], w_hh.T, work)  # (B,H) @ (H,H) -> (B,H)
         for bi in range(B):
-            _tanh_row(h[t + 1, bi], work[bi], b, h[t + 1, bi])
+            if t < lengths[bi]:
+                _tanh_row(h[t + 1, bi], work[bi], b, h[t + 1, bi])
+            else:
+                h[t + 1, bi, :] = h[t, bi]
 
 
 @jit
@@ -49,15 +53,26 @@ def _tanh_backward_row(h_next, dy, dh, da):
 
 
 @jit
-def rnn_backward_kernel(dy, x, w_ih, w_hh, h, dh, da, dx, dw_ih, dw_hh, db):
+def rnn_backward_kernel(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db):
     """dy (T,B,H); cache arrays as in the forward; dh (B,H) holds dh_n on entry and dh0 on exit;
-    da (T,B,H) scratch (pre-activation grads); writes dx (T,B,D), dw_ih (H,D), dw_hh (H,H), db (H,)."""
+    da (T,B,H) (pre-activation grads), work (B,H) scratch; writes dx (T,B,D), dw_ih (H,D),
+    dw_hh (H,H), db (H,).  Padded steps pass dh through and ignore dy."""
     T, B, D = x.shape
     H = w_hh.shape[1]
+    shortest = lengths.min() if B else T
     for t in range(T - 1, -1, -1):
         for bi in range(B):
-            _tanh_backward_row(h[t + 1, bi], dy[t, bi], dh[bi], da[t, bi])
-        np.dot(da[t], w_hh, dh)  # (B,H) @ (H,H) -> (B,H)
+            if t < lengths[bi]:
+                _tanh_backward_row(h[t + 1, bi], dy[t, bi], dh[bi], da[t, bi])
+            else:
+                da[t, bi, :] = 0
+        if t < shortest:  # every sequence is active: the product is the new dh
+            np.dot(da[t], w_hh, dh)  # (B,H) @ (H,H) -> (B,H)
+        else:
+            np.dot(da[t], w_hh, work)
+            for bi in range(B):
+                if t < lengths[bi]:
+                    dh[bi, :] = work[bi]
     rows = da.reshape(T * B, H)
     np.dot(rows, w_ih, dx.reshape(T * B, D))
     np.dot(rows.T, x.reshape(T * B, D), dw_ih)
