@@ -81,18 +81,31 @@ def _torch_runner(cell, shape, dtype, mode, inputs):
         module.bias_hh_l0.zero_()
     x = torch.from_numpy(inputs["x"])
     dy = torch.from_numpy(inputs["dy"])
-    if mode == "fwd":
+    lengths = inputs.get("lengths")
+    if lengths is not None:
+        # torch's variable-length path: pack, run, unpack to (T, B, H) zero-padded.
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+        lengths = torch.from_numpy(lengths)
+
+        def forward(x):
+            packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+            return pad_packed_sequence(module(packed)[0], total_length=x.shape[0])[0]
+    else:
+        def forward(x):
+            return module(x)[0]
+    if mode in ("fwd", "y"):
         def run():
             with torch.no_grad():
-                module(x)
+                y = forward(x)
+            return y.numpy() if mode == "y" else None
         return run
     x = x.clone().requires_grad_(True)
 
     def run():
         module.zero_grad(set_to_none=True)
         x.grad = None
-        y, _ = module(x)
-        y.backward(dy)
+        forward(x).backward(dy)
 
     return run
 
@@ -109,36 +122,48 @@ def _jax_runner(cell, shape, dtype, mode, inputs):
     x = jnp.asarray(inputs["x"])
     dy = jnp.asarray(inputs["dy"])
     zeros = jnp.zeros((B, H), dtype)
+    # Variable lengths: a (T, B, 1) mask; padded steps keep the state and output zero.
+    mask = None
+    if inputs.get("lengths") is not None:
+        mask = jnp.asarray((np.arange(T)[:, None] < inputs["lengths"][None, :])[..., None])
 
     def lstm(params, x):
         w_ih, w_hh, b = params
         projected = jnp.einsum("tbd,gd->tbg", x, w_ih) + b  # (T, B, 4H)
 
-        def step(carry, p_t):
+        def step(carry, inputs_t):
             h, c = carry
+            p_t, m_t = inputs_t
             a = p_t + h @ w_hh.T
             i, f, g, o = jnp.split(a, 4, axis=-1)
-            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-            h = jax.nn.sigmoid(o) * jnp.tanh(c)
-            return (h, c), h
+            c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h_new = jax.nn.sigmoid(o) * jnp.tanh(c_new)
+            if m_t is None:
+                return (h_new, c_new), h_new
+            return (jnp.where(m_t, h_new, h), jnp.where(m_t, c_new, c)), jnp.where(m_t, h_new, 0)
 
-        _, y = lax.scan(step, (zeros, zeros), projected)
+        _, y = lax.scan(step, (zeros, zeros), (projected, mask))
         return y
 
     def rnn(params, x):
         w_ih, w_hh, b = params
         projected = jnp.einsum("tbd,gd->tbg", x, w_ih) + b  # (T, B, H)
 
-        def step(h, p_t):
-            h = jnp.tanh(p_t + h @ w_hh.T)
-            return h, h
+        def step(h, inputs_t):
+            p_t, m_t = inputs_t
+            h_new = jnp.tanh(p_t + h @ w_hh.T)
+            if m_t is None:
+                return h_new, h_new
+            return jnp.where(m_t, h_new, h), jnp.where(m_t, h_new, 0)
 
-        _, y = lax.scan(step, zeros, projected)
+        _, y = lax.scan(step, zeros, (projected, mask))
         return y
 
     model = lstm if cell.name == "lstm" else rnn
-    if mode == "fwd":
+    if mode in ("fwd", "y"):
         compiled = jax.jit(model)
+        if mode == "y":
+            return lambda: np.asarray(compiled(params, x))
         return lambda: compiled(params, x).block_until_ready()
     grad = jax.jit(jax.grad(lambda p, x, dy: jnp.sum(model(p, x) * dy), argnums=(0, 1)))
     return lambda: jax.block_until_ready(grad(params, x, dy))

@@ -17,8 +17,19 @@ from .grid import Shape
 IMPLS = ("fastrnn", "reference", "torch", "jax")
 
 
-def make_inputs(cell: Cell, shape: Shape, dtype, seed: int = 0) -> dict:
-    """Random inputs with PyTorch's initialization scale, so gates neither saturate nor vanish."""
+def varied_lengths(T: int, B: int, seed: int = 0) -> np.ndarray:
+    """Sequence lengths for the variable-length cases: uniform over [T/2, T], the longest always T."""
+    rng = np.random.default_rng(seed + 1)
+    lengths = rng.integers(max(1, T // 2), T + 1, size=B)
+    lengths[0] = T
+    return lengths
+
+
+def make_inputs(cell: Cell, shape: Shape, dtype, seed: int = 0, varlen: bool = False) -> dict:
+    """Random inputs with PyTorch's initialization scale, so gates neither saturate nor vanish.
+
+    With ``varlen``, ``lengths`` holds one length per sequence (else None).
+    """
     rng = np.random.default_rng(seed)
     T, B, D, H = shape
     G = cell.gates
@@ -33,30 +44,42 @@ def make_inputs(cell: Cell, shape: Shape, dtype, seed: int = 0) -> dict:
         "w_hh": uniform(G * H, H),
         "b": uniform(G * H),
         "dy": rng.standard_normal((T, B, H)).astype(dtype),
+        "lengths": varied_lengths(T, B, seed) if varlen else None,
     }
 
 
-def numpy_runner(cell: Cell, impl: str, shape: Shape, dtype, mode: str, forward=None, backward=None) -> Callable[[], None]:
+def numpy_runner(cell: Cell, impl: str, shape: Shape, dtype, mode: str, forward=None, backward=None,
+                 varlen: bool = False) -> Callable[[], None]:
     """fastrnn or its reference twin (or any pair with their signatures, e.g. a deliberately slowed kernel)."""
     if forward is None:
         forward, backward = cell.impl("fast" if impl == "fastrnn" else "reference")
-    p = make_inputs(cell, shape, dtype)
+    p = make_inputs(cell, shape, dtype, varlen=varlen)
     x, w_ih, w_hh, b, dy = p["x"], p["w_ih"], p["w_hh"], p["b"], p["dy"]
+    extra = {"lengths": p["lengths"]} if varlen else {}
     if mode == "fwd":
-        return lambda: forward(x, w_ih, w_hh, b)
+        return lambda: forward(x, w_ih, w_hh, b, **extra)
+    if mode == "y":  # for tests: the outputs, to check that every implementation computes the same thing
+        return lambda: forward(x, w_ih, w_hh, b, **extra).y
 
     def run():
-        out = forward(x, w_ih, w_hh, b)
+        out = forward(x, w_ih, w_hh, b, **extra)
         backward(dy, out.cache)
 
     return run
 
 
-def make_runner(impl: str, cell_name: str, shape: Shape, dtype, mode: str, threads: int) -> Callable[[], None]:
-    """The callable for one case.  Raises ImportError when a peer library is missing."""
+def make_runner(impl: str, cell_name: str, shape: Shape, dtype, mode: str, threads: int,
+                varlen: bool = False) -> Callable[[], None]:
+    """The callable for one case.  Raises ImportError when a peer library is missing.
+
+    ``varlen`` runs a variable-length batch (lengths from :func:`varied_lengths`):
+    fastrnn with ``lengths=``, torch through ``pack_padded_sequence``, JAX with a
+    masked scan.
+    """
     cell = CELLS[cell_name]
     if impl in ("fastrnn", "reference"):
-        return numpy_runner(cell, impl, shape, dtype, mode)
+        return numpy_runner(cell, impl, shape, dtype, mode, varlen=varlen)
     from . import peers
 
-    return peers.make_peer_runner(impl, cell, shape, dtype, mode, threads, make_inputs(cell, shape, dtype))
+    inputs = make_inputs(cell, shape, dtype, varlen=varlen)
+    return peers.make_peer_runner(impl, cell, shape, dtype, mode, threads, inputs)

@@ -29,6 +29,9 @@ def add_arguments(parser) -> None:
                         help="fwd: forward only; fwdbwd: forward then backward of sum(y*dy)")
     parser.add_argument("--impl", nargs="+", choices=["fastrnn", "reference", "torch", "jax"],
                         default=["fastrnn", "reference", "torch", "jax"], help="implementations to time")
+    parser.add_argument("--lengths", choices=["full", "varied"], default="full",
+                        help="varied: a variable-length batch, lengths uniform in [T/2, T] "
+                             "(fastrnn lengths=, torch PackedSequence, JAX masked scan)")
     parser.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
     parser.add_argument("--rounds", type=int, help="timing rounds per case (median is reported)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -63,17 +66,21 @@ def run(args) -> int:
 
     started = time.perf_counter()
     peaks = {dtype: harness.gemm_gflops(dtype) for dtype in args.dtype}
+    varlen = args.lengths == "varied"
     cases = [(c, d, m, s) for c in args.cell for d in args.dtype for m in args.mode for s in shapes]
     results = []
     for n, (cell_name, dtype, mode, shape) in enumerate(cases, 1):
         print(f"\r[{n}/{len(cases)}] {cell_name} {dtype} {mode} {shape.label()} ...".ljust(70),
               end="", file=sys.stderr, flush=True)
-        case_runners = {impl: runners.make_runner(impl, cell_name, shape, dtype, mode, args.threads) for impl in impls}
+        case_runners = {impl: runners.make_runner(impl, cell_name, shape, dtype, mode, args.threads, varlen=varlen)
+                        for impl in impls}
         timings = harness.measure(case_runners, **timing)
         flops = CELLS[cell_name].flops(*shape, backward=(mode == "fwdbwd"))
+        if varlen:  # count only the real steps
+            flops *= runners.varied_lengths(shape.T, shape.B).sum() / (shape.T * shape.B)
         fast = timings["fastrnn"].seconds
         results.append({
-            "cell": cell_name, "dtype": dtype, "mode": mode, **shape._asdict(),
+            "cell": cell_name, "dtype": dtype, "mode": mode, "lengths": args.lengths, **shape._asdict(),
             "seconds": {impl: t.seconds for impl, t in timings.items()},
             "gflops": flops / fast / 1e9,
             "peak_fraction": flops / fast / 1e9 / peaks[dtype],
@@ -83,6 +90,8 @@ def run(args) -> int:
     elapsed = time.perf_counter() - started
 
     print(_table(results, impls, peaks))
+    if varlen:
+        print("\nvariable lengths: uniform in [T/2, T], one sequence of T; torch via pack_padded_sequence")
     print(f"\n{len(results)} cases in {elapsed:.0f} s, {args.threads} threads; "
           f"x IMPL = IMPL time / fastrnn time (above 1: fastrnn is faster).")
     if missing:
