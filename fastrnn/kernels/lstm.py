@@ -14,7 +14,7 @@ import numpy as np
 
 from .._jit import jit
 from .activations import sigmoid, tanh
-from .matmul import row_times_matrix, use_loops
+from .matmul import backward_products, project, row_times_matrix, use_loops
 
 
 @jit
@@ -45,27 +45,32 @@ def carry_row(h_prev, h_next, c_prev, c_next, gates):
 
 
 @jit
-def lstm_forward_kernel(x, w_ih, w_hh, b, lengths, h, c, gates, work):
-    """x (T,B,D), w_ih (4H,D), w_hh (4H,H), b (4H,), lengths (B,); h, c (T+1,B,H) with h[0], c[0]
-    set; writes h[1:], c[1:] and gates (T,B,4H, activated i f g o); work (B,4H) scratch.
-    Steps t >= lengths[b] carry sequence b's state unchanged."""
-    T, B, D = x.shape
+def lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1):
+    """The recurrence for batch rows b0:b1 (rows are independent, so chunks may run in parallel).
+    gates (T,B,4H) holds x@w_ih.T on entry and the activated [i f g o] on exit; h, c (T+1,B,H)
+    with [0] set; work (B,4H) scratch.  Steps t >= lengths[b] carry sequence b's state."""
+    T = gates.shape[0]
     H = w_hh.shape[1]
-    # The input projection does not depend on the recurrence: one GEMM for all
-    # T*B rows, written straight into the gate buffer.
-    np.dot(x.reshape(T * B, D), w_ih.T, gates.reshape(T * B, 4 * H))
-    loops = use_loops(B, 4 * H, H)
+    loops = use_loops(b1 - b0, 4 * H, H)
     w_hh_t = np.ascontiguousarray(w_hh.T) if loops else w_hh[:0]  # (H, 4H) for the loop path
     for t in range(T):
         if loops:
-            row_times_matrix(h[t, 0], w_hh_t, work[0])
+            row_times_matrix(h[t, b0], w_hh_t, work[b0])
         else:
-            np.dot(h[t], w_hh.T, work)  # (B,H) @ (H,4H) -> (B,4H)
-        for bi in range(B):
+            np.dot(h[t, b0:b1], w_hh.T, work[b0:b1])  # (b,H) @ (H,4H) -> (b,4H)
+        for bi in range(b0, b1):
             if t < lengths[bi]:
                 _gates_forward_row(gates[t, bi], work[bi], b, c[t, bi], c[t + 1, bi], h[t + 1, bi])
             else:
                 carry_row(h[t, bi], h[t + 1, bi], c[t, bi], c[t + 1, bi], gates[t, bi])
+
+
+@jit
+def lstm_forward_kernel(x, w_ih, w_hh, b, lengths, h, c, gates, work):
+    """x (T,B,D), w_ih (4H,D), w_hh (4H,H), b (4H,), lengths (B,); h, c (T+1,B,H) with h[0], c[0]
+    set; writes h[1:], c[1:] and gates (T,B,4H, activated i f g o); work (B,4H) scratch."""
+    project(x, w_ih, gates)
+    lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, 0, x.shape[1])
 
 
 @jit
@@ -90,40 +95,31 @@ def _gates_backward_row(gates, c_prev, c_next, dy, dh, dc, dgates):
 
 
 @jit
-def lstm_backward_kernel(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db):
-    """dy (T,B,H); cache arrays as in the forward; dh, dc (B,H) hold dh_n, dc_n on entry and
-    dh0, dc0 on exit; dgates (T,B,4H), work (B,H) scratch; writes dx (T,B,D), dw_ih (4H,D),
-    dw_hh (4H,H), db (4H,).  Padded steps pass dh, dc through and ignore dy."""
-    T, B, D = x.shape
-    H = w_hh.shape[1]
-    shortest = lengths.min() if B else T
-    # Only the dh/dc recurrence is sequential.
+def lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1):
+    """The dh/dc recurrence for batch rows b0:b1: dy (T,B,H); c, gates from the forward; dh, dc
+    (B,H) hold dh_n, dc_n on entry and dh0, dc0 on exit; writes dgates (T,B,4H) (pre-activation);
+    work (B,H) scratch.  Padded steps pass dh, dc through and ignore dy."""
+    T = gates.shape[0]
+    shortest = lengths[b0:b1].min() if b1 > b0 else T
     for t in range(T - 1, -1, -1):
-        for bi in range(B):
+        for bi in range(b0, b1):
             if t < lengths[bi]:
                 _gates_backward_row(gates[t, bi], c[t, bi], c[t + 1, bi], dy[t, bi], dh[bi], dc[bi], dgates[t, bi])
             else:
                 dgates[t, bi, :] = 0
         if t < shortest:  # every sequence is active: the product is the new dh
-            np.dot(dgates[t], w_hh, dh)  # (B,4H) @ (4H,H) -> (B,H)
+            np.dot(dgates[t, b0:b1], w_hh, dh[b0:b1])  # (b,4H) @ (4H,H) -> (b,H)
         else:
-            np.dot(dgates[t], w_hh, work)
-            for bi in range(B):
+            np.dot(dgates[t, b0:b1], w_hh, work[b0:b1])
+            for bi in range(b0, b1):
                 if t < lengths[bi]:
                     dh[bi, :] = work[bi]
-    # Everything else is one GEMM (or reduction) over all T*B rows.
-    rows = dgates.reshape(T * B, 4 * H)
-    np.dot(rows, w_ih, dx.reshape(T * B, D))
-    np.dot(rows.T, x.reshape(T * B, D), dw_ih)
-    np.dot(rows.T, h[:T].reshape(T * B, H), dw_hh)
-    column_sums(rows, db)
 
 
 @jit
-def column_sums(rows, out):
-    """rows (N,K) -> out (K,); vectorized across K, so no reassociation is needed."""
-    out[:] = 0
-    for r in range(rows.shape[0]):
-        row = rows[r]
-        for k in range(out.shape[0]):
-            out[k] += row[k]
+def lstm_backward_kernel(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db):
+    """dy (T,B,H); cache arrays as in the forward; dh, dc (B,H) hold dh_n, dc_n on entry and
+    dh0, dc0 on exit; dgates (T,B,4H), work (B,H) scratch; writes dx (T,B,D), dw_ih (4H,D),
+    dw_hh (4H,H), db (4H,).  Only the dh/dc recurrence is sequential."""
+    lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, 0, x.shape[1])
+    backward_products(x, w_ih, h, dgates, dx, dw_ih, dw_hh, db)

@@ -1,4 +1,6 @@
-"""The forward's per-step product in loop form, for single sequences too small for BLAS to pay.
+"""Matrix products of the kernels.
+
+The forward's per-step product in loop form, for single sequences too small for BLAS to pay.
 
 A BLAS call through Numba's ``np.dot`` costs about 0.1-0.3 us before any
 work.  Measured per step (float32, 1 thread, 256 steps, min of 7, both forms
@@ -14,6 +16,8 @@ row serves four multiply-adds.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from .._jit import jit
 
@@ -44,3 +48,35 @@ def row_times_matrix(v, m, out):
         for n in range(out.shape[0]):
             out[n] += a0 * r0[n]
         k += 1
+
+
+@jit
+def project(x, w_ih, out):
+    """out (T,B,G*H) = x (T,B,D) @ w_ih.T: the input projection of all steps in one GEMM,
+    since it does not depend on the recurrence."""
+    T, B, D = x.shape
+    np.dot(x.reshape(T * B, D), w_ih.T, out.reshape(T * B, out.shape[2]))
+
+
+@jit
+def backward_products(x, w_ih, h, dpre, dx, dw_ih, dw_hh, db):
+    """Everything in backward that is not sequential, as GEMMs over all T*B rows:
+    dpre (T,B,G*H) pre-activation grads; x (T,B,D); h (T+1,B,H) -> dx (T,B,D), dw_ih (G*H,D),
+    dw_hh (G*H,H) (from h[:T], the state each step read), db (G*H,)."""
+    T, B, D = x.shape
+    H = h.shape[2]
+    rows = dpre.reshape(T * B, dpre.shape[2])
+    np.dot(rows, w_ih, dx.reshape(T * B, D))
+    np.dot(rows.T, x.reshape(T * B, D), dw_ih)
+    np.dot(rows.T, h[:T].reshape(T * B, H), dw_hh)
+    column_sums(rows, db)
+
+
+@jit
+def column_sums(rows, out):
+    """rows (N,K) -> out (K,); vectorized across K, so no reassociation is needed."""
+    out[:] = 0
+    for r in range(rows.shape[0]):
+        row = rows[r]
+        for k in range(out.shape[0]):
+            out[k] += row[k]

@@ -9,8 +9,7 @@ import numpy as np
 
 from .._jit import jit
 from .activations import tanh
-from .lstm import column_sums
-from .matmul import row_times_matrix, use_loops
+from .matmul import backward_products, project, row_times_matrix, use_loops
 
 
 @jit
@@ -21,27 +20,31 @@ def _tanh_row(pre, recurrent, b, out):
 
 
 @jit
-def rnn_forward_kernel(x, w_ih, w_hh, b, lengths, h, work):
-    """x (T,B,D), w_ih (H,D), w_hh (H,H), b (H,), lengths (B,); h (T+1,B,H) with h[0] set; writes
-    h[1:], which doubles as the buffer for the input projection; work (B,H) scratch.
-    Steps t >= lengths[b] carry sequence b's state unchanged."""
-    T, B, D = x.shape
+def rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1):
+    """The recurrence for batch rows b0:b1: h (T+1,B,H) has h[0] set and x@w_ih.T parked in h[1:]
+    on entry, the states on exit; work (B,H) scratch.  Steps t >= lengths[b] carry the state."""
+    T = h.shape[0] - 1
     H = w_hh.shape[1]
-    # One GEMM for the input projection of all steps, parked in h[1:] until
-    # each step overwrites it with the activated state.
-    np.dot(x.reshape(T * B, D), w_ih.T, h[1:].reshape(T * B, H))
-    loops = use_loops(B, H, H)
+    loops = use_loops(b1 - b0, H, H)
     w_hh_t = np.ascontiguousarray(w_hh.T) if loops else w_hh[:0]  # (H, H) for the loop path
     for t in range(T):
         if loops:
-            row_times_matrix(h[t, 0], w_hh_t, work[0])
+            row_times_matrix(h[t, b0], w_hh_t, work[b0])
         else:
-            np.dot(h[t], w_hh.T, work)  # (B,H) @ (H,H) -> (B,H)
-        for bi in range(B):
+            np.dot(h[t, b0:b1], w_hh.T, work[b0:b1])  # (b,H) @ (H,H) -> (b,H)
+        for bi in range(b0, b1):
             if t < lengths[bi]:
                 _tanh_row(h[t + 1, bi], work[bi], b, h[t + 1, bi])
             else:
                 h[t + 1, bi, :] = h[t, bi]
+
+
+@jit
+def rnn_forward_kernel(x, w_ih, w_hh, b, lengths, h, work):
+    """x (T,B,D), w_ih (H,D), w_hh (H,H), b (H,), lengths (B,); h (T+1,B,H) with h[0] set; writes
+    h[1:], which first holds the input projection of every step; work (B,H) scratch."""
+    project(x, w_ih, h[1:])
+    rnn_forward_steps(w_hh, b, lengths, h, work, 0, x.shape[1])
 
 
 @jit
@@ -53,28 +56,30 @@ def _tanh_backward_row(h_next, dy, dh, da):
 
 
 @jit
-def rnn_backward_kernel(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db):
-    """dy (T,B,H); cache arrays as in the forward; dh (B,H) holds dh_n on entry and dh0 on exit;
-    da (T,B,H) (pre-activation grads), work (B,H) scratch; writes dx (T,B,D), dw_ih (H,D),
-    dw_hh (H,H), db (H,).  Padded steps pass dh through and ignore dy."""
-    T, B, D = x.shape
-    H = w_hh.shape[1]
-    shortest = lengths.min() if B else T
+def rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1):
+    """The dh recurrence for batch rows b0:b1: dy (T,B,H); h from the forward; dh (B,H) holds dh_n
+    on entry and dh0 on exit; writes da (T,B,H) (pre-activation grads); work (B,H) scratch.
+    Padded steps pass dh through and ignore dy."""
+    T = da.shape[0]
+    shortest = lengths[b0:b1].min() if b1 > b0 else T
     for t in range(T - 1, -1, -1):
-        for bi in range(B):
+        for bi in range(b0, b1):
             if t < lengths[bi]:
                 _tanh_backward_row(h[t + 1, bi], dy[t, bi], dh[bi], da[t, bi])
             else:
                 da[t, bi, :] = 0
         if t < shortest:  # every sequence is active: the product is the new dh
-            np.dot(da[t], w_hh, dh)  # (B,H) @ (H,H) -> (B,H)
+            np.dot(da[t, b0:b1], w_hh, dh[b0:b1])  # (b,H) @ (H,H) -> (b,H)
         else:
-            np.dot(da[t], w_hh, work)
-            for bi in range(B):
+            np.dot(da[t, b0:b1], w_hh, work[b0:b1])
+            for bi in range(b0, b1):
                 if t < lengths[bi]:
                     dh[bi, :] = work[bi]
-    rows = da.reshape(T * B, H)
-    np.dot(rows, w_ih, dx.reshape(T * B, D))
-    np.dot(rows.T, x.reshape(T * B, D), dw_ih)
-    np.dot(rows.T, h[:T].reshape(T * B, H), dw_hh)
-    column_sums(rows, db)
+
+
+@jit
+def rnn_backward_kernel(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db):
+    """dy (T,B,H); cache arrays as in the forward; dh (B,H) holds dh_n on entry and dh0 on exit;
+    da (T,B,H), work (B,H) scratch; writes dx (T,B,D), dw_ih (H,D), dw_hh (H,H), db (H,)."""
+    rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, 0, x.shape[1])
+    backward_products(x, w_ih, h, da, dx, dw_ih, dw_hh, db)
