@@ -18,7 +18,8 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import DTYPES, assert_close, flat_outputs, make_problem, run_cell, saturated_gradient_floor
+from conftest import (DTYPES, assert_close, biases, flat_outputs, forward_args, make_problem, run_cell,
+                      saturated_gradient_floor)
 
 IMPLS = ["fast", "reference"]
 SCALES = [1e1, 1e2, 1e3, 1e4]
@@ -38,14 +39,18 @@ def large_problem(cell, dtype, scale: float, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed + 1)
     p["w_ih"] = p["w_ih"] * scale / np.sqrt(D)
     p["w_hh"] = p["w_hh"] * scale / np.sqrt(H)
-    p["b"] = scale * rng.uniform(-1, 1, p["b"].shape)
+    for name in cell.bias_names:
+        p[name] = scale * rng.uniform(-1, 1, p[name].shape)
     return {k: tuple(a.astype(dtype) for a in v) if isinstance(v, tuple) else v.astype(dtype) for k, v in p.items()}
 
 
 def largest_preactivation(cell, problem) -> float:
-    out = cell.ref_forward(problem["x"], problem["w_ih"], problem["w_hh"], problem["b"], *problem["states0"])
+    out = cell.ref_forward(*forward_args(cell, problem))
     x, w_ih, w_hh, h = (np.asarray(a, np.float64) for a in (out.cache.x, out.cache.w_ih, out.cache.w_hh, out.cache.h))
-    return float(np.abs(x @ w_ih.T + h[:-1] @ w_hh.T + problem["b"].astype(np.float64)).max())
+    a = x @ w_ih.T + h[:-1] @ w_hh.T + sum(b.astype(np.float64) for b in biases(cell, problem))
+    if cell.name == "gru":  # r scales n's recurrent term, so only r's and z's are plain sums
+        a = a[..., :2 * h.shape[-1]]
+    return float(np.abs(a).max())
 
 
 @pytest.mark.parametrize("scale", SCALES, ids=lambda s: f"{s:.0e}")

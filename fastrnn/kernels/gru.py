@@ -1,0 +1,116 @@
+"""GRU forward and BPTT kernels.  Shapes and gate order (r, z, n): see ``fastrnn.cells``.
+
+Same structure as ``kernels/lstm.py``: one GEMM for the input projection of all
+steps, one GEMM per step for the recurrence, the elementwise work on 1-D rows
+(for the vectorization reason given there), and in backward only the
+recurrence is sequential.
+
+The GRU differs from the LSTM in one place: ``r`` scales the recurrent term of
+``n`` *after* the matrix product, ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``,
+so the gradient of the pre-activations differs on the input side
+(``[dr dz dn]``) and the recurrent side (``[dr dz r*dn]``).  Both are kept, one
+(T, B, 3H) buffer each, so that every weight and bias gradient stays one
+hoisted GEMM or reduction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit
+from .activations import sigmoid, tanh
+from .lstm import column_sums
+
+
+@jit
+def _gates_forward_row(gates, recurrent, b_ih, b_hh, h_prev, h_next, recurrent_n):
+    """gates (3H,) holds x@w_ih.T on entry and the activated [r z n] on exit; recurrent (3H,) = h@w_hh.T;
+    b_ih, b_hh (3H,); h_prev (H,); writes h_next (H,) and recurrent_n (H,) = W_hn h + b_hn."""
+    H = h_prev.shape[0]
+    for j in range(H):
+        r = sigmoid(gates[j] + b_ih[j] + recurrent[j] + b_hh[j])
+        z = sigmoid(gates[H + j] + b_ih[H + j] + recurrent[H + j] + b_hh[H + j])
+        hn = recurrent[2 * H + j] + b_hh[2 * H + j]
+        n = tanh(gates[2 * H + j] + b_ih[2 * H + j] + r * hn)
+        # (1 - z)*n + z*h with one multiply fewer; both are exact to an ulp of the result.
+        h_next[j] = n + z * (h_prev[j] - n)
+        recurrent_n[j] = hn
+        gates[j] = r
+        gates[H + j] = z
+        gates[2 * H + j] = n
+
+
+@jit
+def gru_forward_kernel(x, w_ih, w_hh, b_ih, b_hh, h, gates, recurrent_n, work):
+    """x (T,B,D), w_ih (3H,D), w_hh (3H,H), b_ih, b_hh (3H,); h (T+1,B,H) with h[0] set; writes h[1:],
+    gates (T,B,3H, activated r z n) and recurrent_n (T,B,H); work (B,3H) scratch."""
+    T, B, D = x.shape
+    H = w_hh.shape[1]
+    # The input projection does not depend on the recurrence: one GEMM for all
+    # T*B rows, written straight into the gate buffer.
+    np.dot(x.reshape(T * B, D), w_ih.T, gates.reshape(T * B, 3 * H))
+    for t in range(T):
+        np.dot(h[t], w_hh.T, work)  # (B,H) @ (H,3H) -> (B,3H)
+        for bi in range(B):
+            _gates_forward_row(gates[t, bi], work[bi], b_ih, b_hh, h[t, bi], h[t + 1, bi], recurrent_n[t, bi])
+
+
+@jit
+def _gates_backward_row(gates, recurrent_n, h_prev, dy, dh, carry, dgates_ih, dgates_hh):
+    """gates (3H,) activated [r z n]; recurrent_n, h_prev, dy (H,); dh + carry (H,) is the gradient
+    from the step after; writes dgates_ih, dgates_hh (3H,) (input- and recurrent-side pre-activation
+    gradients) and carry <- the direct part z*dh of the gradient reaching h_prev."""
+    H = h_prev.shape[0]
+    one = dy.dtype.type(1.0)
+    for j in range(H):
+        r = gates[j]
+        z = gates[H + j]
+        n = gates[2 * H + j]
+        dh_t = dh[j] + carry[j] + dy[j]
+        # h' = (1 - z)*n + z*h
+        dn = dh_t * (one - z) * (one - n * n)  # at n's pre-activation
+        dz = dh_t * (h_prev[j] - n) * z * (one - z)
+        # n = tanh(a_in + r * recurrent_n)
+        dr = dn * recurrent_n[j] * r * (one - r)
+        dgates_ih[j] = dr
+        dgates_ih[H + j] = dz
+        dgates_ih[2 * H + j] = dn
+        dgates_hh[j] = dr
+        dgates_hh[H + j] = dz
+        dgates_hh[2 * H + j] = dn * r
+        carry[j] = dh_t * z
+
+
+@jit
+def gru_backward_kernel(dy, x, w_ih, w_hh, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh,
+                        dx, dw_ih, dw_hh, db_ih, db_hh):
+    """dy (T,B,H); cache arrays as in the forward; dh (B,H) holds dh_n on entry and dh0 on exit;
+    carry (B,H) zeroed scratch; dgates_ih, dgates_hh (T,B,3H) scratch; writes dx (T,B,D),
+    dw_ih (3H,D), dw_hh (3H,H), db_ih, db_hh (3H,)."""
+    T, B, D = x.shape
+    H = w_hh.shape[1]
+    # The gradient reaching h[t] is dgates_hh[t] @ w_hh plus z*dh; the GEMM
+    # writes dh and the direct part waits in carry, which the next row (or the
+    # end) adds, so no extra pass over (B, H) is made per step.
+    for t in range(T - 1, -1, -1):
+        for bi in range(B):
+            _gates_backward_row(gates[t, bi], recurrent_n[t, bi], h[t, bi], dy[t, bi], dh[bi], carry[bi],
+                                dgates_ih[t, bi], dgates_hh[t, bi])
+        np.dot(dgates_hh[t], w_hh, dh)  # (B,3H) @ (3H,H) -> (B,H)
+    for bi in range(B):
+        _add_row(dh[bi], carry[bi])
+    # Everything else is one GEMM (or reduction) over all T*B rows.
+    rows_ih = dgates_ih.reshape(T * B, 3 * H)
+    rows_hh = dgates_hh.reshape(T * B, 3 * H)
+    np.dot(rows_ih, w_ih, dx.reshape(T * B, D))
+    np.dot(rows_ih.T, x.reshape(T * B, D), dw_ih)
+    np.dot(rows_hh.T, h[:T].reshape(T * B, H), dw_hh)
+    column_sums(rows_ih, db_ih)
+    column_sums(rows_hh, db_hh)
+
+
+@jit
+def _add_row(out, addend):
+    """out (H,) += addend (H,)."""
+    for j in range(out.shape[0]):
+        out[j] += addend[j]
