@@ -31,7 +31,7 @@ def make_inputs(cell: Cell, shape: Shape, dtype, seed: int = 0) -> dict:
         "x": rng.standard_normal((T, B, D)).astype(dtype),
         "w_ih": uniform(G * H, D),
         "w_hh": uniform(G * H, H),
-        "b": uniform(G * H),
+        **{name: uniform(G * H) for name in cell.bias_names},  # "b", or "b_ih" and "b_hh"
         "dy": rng.standard_normal((T, B, H)).astype(dtype),
     }
 
@@ -41,12 +41,13 @@ def numpy_runner(cell: Cell, impl: str, shape: Shape, dtype, mode: str, forward=
     if forward is None:
         forward, backward = cell.impl("fast" if impl == "fastrnn" else "reference")
     p = make_inputs(cell, shape, dtype)
-    x, w_ih, w_hh, b, dy = p["x"], p["w_ih"], p["w_hh"], p["b"], p["dy"]
+    x, dy = p["x"], p["dy"]
+    params = (p["w_ih"], p["w_hh"], *(p[name] for name in cell.bias_names))
     if mode == "fwd":
-        return lambda: forward(x, w_ih, w_hh, b)
+        return lambda: forward(x, *params)
 
     def run():
-        out = forward(x, w_ih, w_hh, b)
+        out = forward(x, *params)
         backward(dy, out.cache)
 
     return run
