@@ -302,7 +302,10 @@ def weights_to_state_dict(weights, *, bias: bool = True) -> dict:
             state_dict[f"weight_ih{suffix}"] = torch.from_numpy(cell.w_ih)
             state_dict[f"weight_hh{suffix}"] = torch.from_numpy(cell.w_hh)
             if bias:
-                b_ih, b_hh = (cell.b_ih, cell.b_hh) if isinstance(cell, GRUCellWeights) else (cell.b, np.zeros_like(cell.b))
+                if isinstance(cell, GRUCellWeights):
+                    b_ih, b_hh = cell.b_ih, cell.b_hh
+                else:
+                    b_ih, b_hh = cell.b, np.zeros_like(cell.b)
                 state_dict[f"bias_ih{suffix}"] = torch.from_numpy(b_ih)
                 state_dict[f"bias_hh{suffix}"] = torch.from_numpy(b_hh)
     return state_dict
@@ -373,7 +376,8 @@ def to_torch(layer):
 
     module_types = {nn.LSTM: torch.nn.LSTM, nn.RNN: torch.nn.RNN, nn.GRU: torch.nn.GRU}
     if type(layer) not in module_types:
-        raise TypeError(f"layer must be a fastrnn.nn.LSTM, fastrnn.nn.RNN or fastrnn.nn.GRU; got {type(layer).__name__}")
+        raise TypeError(
+            f"layer must be a fastrnn.nn.LSTM, fastrnn.nn.RNN or fastrnn.nn.GRU; got {type(layer).__name__}")
     module = module_types[type(layer)](
         layer.input_size, layer.hidden_size, num_layers=layer.num_layers, bidirectional=layer.bidirectional,
         batch_first=layer.batch_first, dtype={np.float32: torch.float32, np.float64: torch.float64}[layer.dtype.type],
