@@ -27,13 +27,16 @@ def _gates_forward_row(gates, recurrent, b_ih, b_hh, h_prev, h_next, recurrent_n
     """gates (3H,) holds x@w_ih.T on entry and the activated [r z n] on exit; recurrent (3H,) = h@w_hh.T;
     b_ih, b_hh (3H,); h_prev (H,); writes h_next (H,) and recurrent_n (H,) = W_hn h + b_hn."""
     H = h_prev.shape[0]
+    one = h_prev.dtype.type(1.0)
     for j in range(H):
         r = sigmoid(gates[j] + b_ih[j] + recurrent[j] + b_hh[j])
         z = sigmoid(gates[H + j] + b_ih[H + j] + recurrent[H + j] + b_hh[H + j])
         hn = recurrent[2 * H + j] + b_hh[2 * H + j]
         n = tanh(gates[2 * H + j] + b_ih[2 * H + j] + r * hn)
-        # (1 - z)*n + z*h with one multiply fewer; both are exact to an ulp of the result.
-        h_next[j] = n + z * (h_prev[j] - n)
+        # Not n + z*(h - n) (one multiply fewer, torch's form): with a closed
+        # update gate (z == 1) that drifts h by an ulp per step, while this
+        # form carries h exactly -- tests/test_stability.py::test_fully_saturated_gru_is_exact.
+        h_next[j] = (one - z) * n + z * h_prev[j]
         recurrent_n[j] = hn
         gates[j] = r
         gates[H + j] = z
