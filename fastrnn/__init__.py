@@ -1,6 +1,6 @@
-"""fastrnn: fast, exactly-correct LSTM and vanilla-RNN kernels for the CPU.
+"""fastrnn: fast, exactly-correct LSTM, vanilla-RNN and GRU kernels for the CPU.
 
-Conventions (shape letters T, B, D, H, G; gate order i, f, g, o; weight
+Conventions (shape letters T, B, D, H, G; gate orders i, f, g, o and r, z, n; weight
 shapes) are documented once, in :mod:`fastrnn.cells`.  Importing fastrnn
 compiles nothing; each kernel compiles on first use (or loads from Numba's
 on-disk cache).
@@ -8,8 +8,9 @@ on-disk cache).
 
 from . import reference
 from ._gradcheck import GradcheckReport, gradcheck
-from ._types import LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache, RNNForward, RNNGrads
-from .cells import lstm_backward, lstm_forward, rnn_backward, rnn_forward
+from ._types import (GRUCache, GRUForward, GRUGrads, LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache,
+                     RNNForward, RNNGrads)
+from .cells import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
 
 __version__ = "0.1.0"
 
@@ -18,6 +19,8 @@ __all__ = [
     "lstm_backward",
     "rnn_forward",
     "rnn_backward",
+    "gru_forward",
+    "gru_backward",
     "gradcheck",
     "GradcheckReport",
     "reference",
@@ -28,4 +31,7 @@ __all__ = [
     "RNNCache",
     "RNNForward",
     "RNNGrads",
+    "GRUCache",
+    "GRUForward",
+    "GRUGrads",
 ]

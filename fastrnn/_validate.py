@@ -81,15 +81,17 @@ class ForwardArgs(NamedTuple):
     x: np.ndarray  # (T, B, D), private copy
     w_ih: np.ndarray  # (G*H, D), private copy
     w_hh: np.ndarray  # (G*H, H), private copy
-    b: np.ndarray  # (G*H,), private copy
+    biases: tuple  # each (G*H,), private copies: (b,), or (b_ih, b_hh) for the GRU
     states: tuple  # each (B, H) array or None (None means zeros)
     dtype: np.dtype
 
 
-def prepare_forward(gates: int, x, w_ih, w_hh, b, states: dict, check_finite: bool) -> ForwardArgs:
+def prepare_forward(gates: int, x, w_ih, w_hh, biases: dict, states: dict, check_finite: bool) -> ForwardArgs:
     """Validate the forward arguments of a cell with ``gates`` gates (G).
 
-    ``states`` maps argument names (``"h0"``, ``"c0"``) to the caller's values.
+    ``biases`` maps bias argument names (``"b"``, or ``"b_ih"`` and ``"b_hh"``)
+    and ``states`` maps state argument names (``"h0"``, ``"c0"``) to the
+    caller's values, in the order they are checked.
     """
     check_flag(check_finite)
     g_layout = "" if gates == 1 else f"{gates}*"
@@ -97,8 +99,8 @@ def prepare_forward(gates: int, x, w_ih, w_hh, b, states: dict, check_finite: bo
     dtype = native(x.dtype)
     w_hh = as_float_array("w_hh", w_hh, 2, f"({g_layout}H, H)")
     w_ih = as_float_array("w_ih", w_ih, 2, f"({g_layout}H, D)")
-    b = as_float_array("b", b, 1, f"({g_layout}H,)")
-    for name, array in (("w_ih", w_ih), ("w_hh", w_hh), ("b", b)):
+    biases = {name: as_float_array(name, value, 1, f"({g_layout}H,)") for name, value in biases.items()}
+    for name, array in (("w_ih", w_ih), ("w_hh", w_hh), *biases.items()):
         check_same_dtype(name, array, dtype, "x")
 
     T, B, D = x.shape
@@ -107,7 +109,8 @@ def prepare_forward(gates: int, x, w_ih, w_hh, b, states: dict, check_finite: bo
         raise ValueError(f"w_hh has shape {w_hh.shape}; the hidden size H (its second dimension) must be at least 1")
     check_shape("w_hh", w_hh, (gates * H, H), f"({g_layout}H, H) with H={H} from w_hh.shape[1]")
     check_shape("w_ih", w_ih, (gates * H, D), f"({g_layout}H, D) with H={H}, D={D} from x")
-    check_shape("b", b, (gates * H,), f"({g_layout}H,) with H={H}")
+    for name, array in biases.items():
+        check_shape(name, array, (gates * H,), f"({g_layout}H,) with H={H}")
 
     prepared_states = []
     for name, value in states.items():
@@ -120,7 +123,7 @@ def prepare_forward(gates: int, x, w_ih, w_hh, b, states: dict, check_finite: bo
         prepared_states.append(array)
 
     if check_finite:
-        for name, array in (("x", x), ("w_ih", w_ih), ("w_hh", w_hh), ("b", b)):
+        for name, array in (("x", x), ("w_ih", w_ih), ("w_hh", w_hh), *biases.items()):
             check_finite_values(name, array)
         for name, array in zip(states, prepared_states):
             if array is not None:
@@ -130,7 +133,7 @@ def prepare_forward(gates: int, x, w_ih, w_hh, b, states: dict, check_finite: bo
         x=private_copy(x, dtype),
         w_ih=private_copy(w_ih, dtype),
         w_hh=private_copy(w_hh, dtype),
-        b=private_copy(b, dtype),
+        biases=tuple(private_copy(array, dtype) for array in biases.values()),
         states=tuple(prepared_states),
         dtype=dtype,
     )
@@ -220,6 +223,7 @@ def check_cache(cache, cache_type: type, gates: int, producer: str) -> tuple:
         "h": (T + 1, B, H),
         "c": (T + 1, B, H),
         "gates": (T, B, gates * H),
+        "recurrent_n": (T, B, H),  # GRU only
     }
     for name in cache_type._fields[1:]:
         array = getattr(cache, name)

@@ -1,17 +1,18 @@
-"""LSTM and vanilla-RNN cells: the fast public API.
+"""LSTM, vanilla-RNN and GRU cells: the fast public API.
 
 Conventions (stated once here; every module uses the same letters)
 ------------------------------------------------------------------
 Shape letters:
 
 * ``T`` -- time steps;  ``B`` -- batch;  ``D`` -- input features;
-* ``H`` -- hidden size;  ``G`` -- gates per cell: 4 for the LSTM, 1 for the RNN.
+* ``H`` -- hidden size;  ``G`` -- gates per cell: 4 for the LSTM, 1 for the RNN, 3 for the GRU.
 
-Layout follows PyTorch's ``nn.LSTM`` / ``nn.RNN`` (``batch_first=False``):
+Layout follows PyTorch's ``nn.LSTM`` / ``nn.RNN`` / ``nn.GRU`` (``batch_first=False``):
 
 * ``x`` is time-major, ``(T, B, D)``; ``y`` is ``(T, B, H)`` and holds every hidden state;
 * ``w_ih`` is ``(G*H, D)``, ``w_hh`` is ``(G*H, H)``, ``b`` is ``(G*H,)``;
-  a torch module's ``bias_ih_l0 + bias_hh_l0`` is ``b``;
+  a torch module's ``bias_ih_l0 + bias_hh_l0`` is ``b``; the GRU takes the
+  two biases separately, ``b_ih`` and ``b_hh``, each ``(3*H,)`` (see below);
 * ``h0``, ``c0``, ``h_n``, ``c_n`` are ``(B, H)``; ``None`` means zeros.
 
 LSTM gate order is **i, f, g, o** (rows ``[0:H]``, ``[H:2H]``, ``[2H:3H]``, ``[3H:4H]``)::
@@ -22,6 +23,16 @@ LSTM gate order is **i, f, g, o** (rows ``[0:H]``, ``[H:2H]``, ``[2H:3H]``, ``[3
     h' = o * tanh(c')
 
 RNN: ``h' = tanh(x @ w_ih.T + h @ w_hh.T + b)``.
+
+GRU gate order is **r, z, n**, as in PyTorch's ``nn.GRU``::
+
+    [a_r a_z a_n] = x @ w_ih.T + b_ih        [g_r g_z g_n] = h @ w_hh.T + b_hh
+    r = sigmoid(a_r + g_r),  z = sigmoid(a_z + g_z)
+    n = tanh(a_n + r * g_n)
+    h' = (1 - z) * n + z * h
+
+``r`` multiplies ``g_n`` *including* ``b_hn``, so the biases cannot be summed
+as for the other cells.
 
 Backward returns the gradient of
 ``sum(dy * y) + sum(dh_n * h_n) + sum(dc_n * c_n)`` with respect to every input.
@@ -42,9 +53,10 @@ the weight gradients are zeros.  ``D == 0`` is an input-free recurrence (``dx``
 and ``dw_ih`` are empty); ``H == 0`` raises ``ValueError``.
 
 Memory: the cache keeps private copies of ``x``, ``w_ih`` and ``w_hh`` plus,
-per step, ``h`` and ``c`` (LSTM) and the four activated gates -- ``6*B*H``
-numbers per step for the LSTM, ``B*H`` for the RNN -- so a forward never
-depends on a caller leaving its arrays alone afterwards.
+per step, ``h`` and ``c`` (LSTM) and the activated gates -- ``6*B*H``
+numbers per step for the LSTM, ``B*H`` for the RNN, ``5*B*H`` for the GRU
+(``h``, ``r``, ``z``, ``n`` and ``g_n``) -- so a forward never depends on a
+caller leaving its arrays alone afterwards.
 """
 
 from __future__ import annotations
@@ -53,11 +65,13 @@ import numpy as np
 
 from . import _validate as v
 from ._blas import call_kernel
-from ._types import LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache, RNNForward, RNNGrads
+from ._types import (GRUCache, GRUForward, GRUGrads, LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache,
+                     RNNForward, RNNGrads)
+from .kernels.gru import gru_backward_kernel, gru_forward_kernel
 from .kernels.lstm import lstm_backward_kernel, lstm_forward_kernel
 from .kernels.rnn import rnn_backward_kernel, rnn_forward_kernel
 
-__all__ = ["lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward"]
+__all__ = ["lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward", "gru_forward", "gru_backward"]
 
 
 def _initial(state, T: int, B: int, H: int, dtype) -> np.ndarray:
@@ -112,7 +126,7 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_fini
         A wrong number of dimensions or mismatched shapes; non-finite input
         with ``check_finite=True``.
     """
-    args = v.prepare_forward(4, x, w_ih, w_hh, b, {"h0": h0, "c0": c0}, check_finite)
+    args = v.prepare_forward(4, x, w_ih, w_hh, {"b": b}, {"h0": h0, "c0": c0}, check_finite)
     T, B, _ = args.x.shape
     H = args.w_hh.shape[1]
     steps = v.prepare_lengths(lengths, T, B)  # (B,)
@@ -122,7 +136,7 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_fini
     gates = np.empty((T, B, 4 * H), args.dtype)  # (T, B, 4H)
     work = np.empty((B, 4 * H), args.dtype)  # (B, 4H)
     call_kernel(T * B * 4 * H * (args.x.shape[2] + H), lstm_forward_kernel,
-                args.x, args.w_ih, args.w_hh, args.b, steps, h, c, gates, work)
+                args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, c, gates, work)
     cache = LSTMCache(args.x, args.w_ih, args.w_hh, h, c, gates, steps)
     return LSTMForward(outputs(h, steps), LSTMState(h[T].copy(), c[T].copy()), cache)
 
@@ -201,7 +215,7 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) 
         A wrong number of dimensions or mismatched shapes; non-finite input
         with ``check_finite=True``.
     """
-    args = v.prepare_forward(1, x, w_ih, w_hh, b, {"h0": h0}, check_finite)
+    args = v.prepare_forward(1, x, w_ih, w_hh, {"b": b}, {"h0": h0}, check_finite)
     T, B, _ = args.x.shape
     H = args.w_hh.shape[1]
     steps = v.prepare_lengths(lengths, T, B)  # (B,)
@@ -209,7 +223,7 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) 
     h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
     work = np.empty((B, H), args.dtype)  # (B, H)
     call_kernel(T * B * H * (args.x.shape[2] + H), rnn_forward_kernel,
-                args.x, args.w_ih, args.w_hh, args.b, steps, h, work)
+                args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, work)
     return RNNForward(outputs(h, steps), h[T].copy(), RNNCache(args.x, args.w_ih, args.w_hh, h, steps))
 
 
@@ -250,3 +264,94 @@ def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
     call_kernel(3 * T * B * H * (D + H), rnn_backward_kernel,
                 dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, dh, da, work, dx, dw_ih, dw_hh, db)
     return RNNGrads(dx, dw_ih, dw_hh, db, dh)
+
+
+def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, lengths=None, check_finite=False) -> GRUForward:
+    """Run a GRU over a sequence (PyTorch's ``nn.GRU`` equations).
+
+    Parameters
+    ----------
+    x : array (T, B, D), float32 or float64
+    w_ih : array (3H, D)
+    w_hh : array (3H, H)
+        Gate order r, z, n (see :mod:`fastrnn.cells`).
+    b_ih : array (3H,)
+        Bias added to ``x @ w_ih.T``.
+    b_hh : array (3H,)
+        Bias added to ``h @ w_hh.T``; its n part is scaled by ``r``.
+    h0 : array (B, H), optional
+        Initial hidden state; ``None`` means zeros.
+    lengths : array of int (B,), optional
+        Variable-length batch, as in :func:`lstm_forward`.
+    check_finite : bool, default False
+        Raise ``ValueError`` if any input holds NaN or Inf.
+
+    Returns
+    -------
+    GRUForward
+        ``(y, h_n, cache)``: ``y`` (T, B, H); ``h_n`` (B, H); ``cache`` for
+        :func:`gru_backward`.
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float32/float64, or mixed dtypes.
+    ValueError
+        A wrong number of dimensions or mismatched shapes; non-finite input
+        with ``check_finite=True``.
+    """
+    args = v.prepare_forward(3, x, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, {"h0": h0}, check_finite)
+    T, B, _ = args.x.shape
+    H = args.w_hh.shape[1]
+    steps = v.prepare_lengths(lengths, T, B)  # (B,)
+    v.zero_padding(args.x, steps)
+    h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
+    gates = np.empty((T, B, 3 * H), args.dtype)  # (T, B, 3H)
+    recurrent_n = np.empty((T, B, H), args.dtype)  # (T, B, H)
+    work = np.empty((B, 3 * H), args.dtype)  # (B, 3H)
+    call_kernel(T * B * 3 * H * (args.x.shape[2] + H), gru_forward_kernel,
+                args.x, args.w_ih, args.w_hh, *args.biases, steps, h, gates, recurrent_n, work)
+    cache = GRUCache(args.x, args.w_ih, args.w_hh, h, gates, recurrent_n, steps)
+    return GRUForward(outputs(h, steps), h[T].copy(), cache)
+
+
+def gru_backward(dy, cache, dh_n=None, *, check_finite=False) -> GRUGrads:
+    """Backpropagate through a GRU forward pass (full BPTT).
+
+    Parameters
+    ----------
+    dy : array (T, B, H)
+        Gradient arriving at ``y``.
+    cache : GRUCache
+        The cache returned by :func:`gru_forward` (or by the reference twin).
+    dh_n : array (B, H), optional
+        Gradient arriving at the final state; ``None`` means zeros.
+    check_finite : bool, default False
+        Raise ``ValueError`` if ``dy``/``dh_n`` hold NaN or Inf.
+
+    Returns
+    -------
+    GRUGrads
+        ``(dx, dw_ih, dw_hh, db_ih, db_hh, dh0)`` with the shapes of
+        ``x, w_ih, w_hh, b_ih, b_hh, h0``; new arrays of the forward's dtype.
+
+    Raises
+    ------
+    TypeError
+        ``cache`` is not a GRUCache, or a dtype differs from the forward's.
+    ValueError
+        A shape differs from the forward's, or the cache was altered.
+    """
+    T, B, D, H, dtype = v.check_cache(cache, GRUCache, 3, "gru_forward")
+    dy, (dh,) = v.prepare_backward(dy, T, B, H, dtype, {"dh_n": dh_n}, check_finite)
+    carry = np.zeros((B, H), dtype)  # (B, H)
+    dgates_ih = np.empty((T, B, 3 * H), dtype)  # (T, B, 3H)
+    dgates_hh = np.empty((T, B, 3 * H), dtype)  # (T, B, 3H)
+    dx = np.empty((T, B, D), dtype)  # (T, B, D)
+    dw_ih = np.empty((3 * H, D), dtype)  # (3H, D)
+    dw_hh = np.empty((3 * H, H), dtype)  # (3H, H)
+    db_ih = np.empty(3 * H, dtype)  # (3H,)
+    db_hh = np.empty(3 * H, dtype)  # (3H,)
+    call_kernel(3 * T * B * 3 * H * (D + H), gru_backward_kernel, dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths,
+                cache.h, cache.gates, cache.recurrent_n, dh, carry, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh)
+    return GRUGrads(dx, dw_ih, dw_hh, db_ih, db_hh, dh)

@@ -1,4 +1,4 @@
-"""Pure-NumPy reference twin of the fast cells: the oracle in every test.
+"""Pure-NumPy reference twin of the fast cells (LSTM, RNN, GRU): the oracle in every test.
 
 Same function names, signatures, validation and return types as
 :mod:`fastrnn.cells` (conventions are stated there).  Written for clarity, not
@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate as v
-from ._types import LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache, RNNForward, RNNGrads
+from ._types import (GRUCache, GRUForward, GRUGrads, LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache,
+                     RNNForward, RNNGrads)
 
-__all__ = ["lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward", "sigmoid"]
+__all__ = ["lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward", "gru_forward", "gru_backward", "sigmoid"]
 
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
@@ -30,7 +31,8 @@ def _state_or_zeros(state, B, H, dtype):
 
 def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_finite=False) -> LSTMForward:
     """Reference LSTM forward; see :func:`fastrnn.lstm_forward`."""
-    x, w_ih, w_hh, b, (h0, c0), dtype = v.prepare_forward(4, x, w_ih, w_hh, b, {"h0": h0, "c0": c0}, check_finite)
+    x, w_ih, w_hh, (b,), (h0, c0), dtype = v.prepare_forward(
+        4, x, w_ih, w_hh, {"b": b}, {"h0": h0, "c0": c0}, check_finite)
     T, B, _ = x.shape
     H = w_hh.shape[1]
     lengths = v.prepare_lengths(lengths, T, B)
@@ -91,7 +93,7 @@ def lstm_backward(dy, cache, dh_n=None, dc_n=None, *, check_finite=False) -> LST
 
 def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) -> RNNForward:
     """Reference RNN forward; see :func:`fastrnn.rnn_forward`."""
-    x, w_ih, w_hh, b, (h0,), dtype = v.prepare_forward(1, x, w_ih, w_hh, b, {"h0": h0}, check_finite)
+    x, w_ih, w_hh, (b,), (h0,), dtype = v.prepare_forward(1, x, w_ih, w_hh, {"b": b}, {"h0": h0}, check_finite)
     T, B, _ = x.shape
     H = w_hh.shape[1]
     lengths = v.prepare_lengths(lengths, T, B)
@@ -124,3 +126,63 @@ def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
         db += da.sum(axis=0)
         dh = np.where(active, da @ w_hh, dh)
     return RNNGrads(dx, dw_ih, dw_hh, db, dh)
+
+
+def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, lengths=None, check_finite=False) -> GRUForward:
+    """Reference GRU forward; see :func:`fastrnn.gru_forward`."""
+    x, w_ih, w_hh, (b_ih, b_hh), (h0,), dtype = v.prepare_forward(
+        3, x, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, {"h0": h0}, check_finite)
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    lengths = v.prepare_lengths(lengths, T, B)
+    v.zero_padding(x, lengths)
+    h = np.zeros((T + 1, B, H), dtype)  # (T+1, B, H)
+    h[0] = _state_or_zeros(h0, B, H, dtype)
+    gates = np.zeros((T, B, 3 * H), dtype)  # (T, B, 3H)
+    recurrent_n = np.zeros((T, B, H), dtype)  # (T, B, H)
+    for t in range(T):
+        active = (t < lengths)[:, None]  # (B, 1): padded sequences keep their state
+        a_i = x[t] @ w_ih.T + b_ih  # (B, 3H)
+        a_h = h[t] @ w_hh.T + b_hh  # (B, 3H)
+        r = sigmoid(a_i[:, 0 * H:1 * H] + a_h[:, 0 * H:1 * H])
+        z = sigmoid(a_i[:, 1 * H:2 * H] + a_h[:, 1 * H:2 * H])
+        n = np.tanh(a_i[:, 2 * H:3 * H] + r * a_h[:, 2 * H:3 * H])
+        recurrent_n[t] = np.where(active, a_h[:, 2 * H:3 * H], 0)
+        h[t + 1] = np.where(active, (1 - z) * n + z * h[t], h[t])
+        gates[t] = np.where(active, np.concatenate([r, z, n], axis=1), 0)
+    y = np.where((np.arange(T)[:, None] < lengths)[..., None], h[1:], 0).astype(dtype)
+    return GRUForward(y, h[T].copy(), GRUCache(x, w_ih, w_hh, h, gates, recurrent_n, lengths))
+
+
+def gru_backward(dy, cache, dh_n=None, *, check_finite=False) -> GRUGrads:
+    """Reference GRU backward; see :func:`fastrnn.gru_backward`."""
+    T, B, D, H, dtype = v.check_cache(cache, GRUCache, 3, "gru_forward")
+    dy, (dh,) = v.prepare_backward(dy, T, B, H, dtype, {"dh_n": dh_n}, check_finite)
+    x, w_ih, w_hh, h, gates, recurrent_n, lengths = cache
+    dx = np.zeros((T, B, D), dtype)
+    dw_ih = np.zeros((3 * H, D), dtype)
+    dw_hh = np.zeros((3 * H, H), dtype)
+    db_ih = np.zeros(3 * H, dtype)
+    db_hh = np.zeros(3 * H, dtype)
+    for t in reversed(range(T)):
+        active = (t < lengths)[:, None]  # (B, 1): a padded step passes dh through
+        r, z, n = (gates[t, :, k * H:(k + 1) * H] for k in range(3))
+        dh_t = np.where(active, dh + dy[t], 0)  # gradient reaching h[t+1], zero where padded
+        # h' = (1 - z) * n + z * h
+        dn = dh_t * (1 - z)
+        dz = dh_t * (h[t] - n)
+        dh_direct = np.where(active, dh_t * z, dh)
+        # n = tanh(a_in + r * recurrent_n), z = sigmoid(a_iz + a_hz), r = sigmoid(a_ir + a_hr)
+        da_n = dn * (1 - n**2)
+        dr = da_n * recurrent_n[t]
+        da_r = dr * r * (1 - r)
+        da_z = dz * z * (1 - z)
+        da_i = np.concatenate([da_r, da_z, da_n], axis=1)  # at a_i = x W_ih^T + b_ih
+        da_h = np.concatenate([da_r, da_z, da_n * r], axis=1)  # at a_h = h W_hh^T + b_hh
+        dx[t] = da_i @ w_ih
+        dw_ih += da_i.T @ x[t]
+        db_ih += da_i.sum(axis=0)
+        dw_hh += da_h.T @ h[t]
+        db_hh += da_h.sum(axis=0)
+        dh = dh_direct + da_h @ w_hh  # gradient reaching h[t]
+    return GRUGrads(dx, dw_ih, dw_hh, db_ih, db_hh, dh)

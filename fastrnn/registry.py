@@ -3,10 +3,15 @@
 Adding a cell means adding one :class:`Cell` entry here.  The uniform calling
 convention lets generic code treat every cell alike:
 
-* ``forward(x, w_ih, w_hh, b, *states0)`` -> ``(y, final_state(out), cache)``
-* ``backward(dy, cache, *dstates_n)`` -> ``(dx, dw_ih, dw_hh, db, *dstates0)``
+* ``forward(x, w_ih, w_hh, *biases, *states0)`` -> ``(y, final_state(out), cache)``
+* ``backward(dy, cache, *dstates_n)`` -> ``(dx, dw_ih, dw_hh, *dbiases, *dstates0)``
 
-where ``states0`` is ``(h0,)`` for the RNN and ``(h0, c0)`` for the LSTM.
+where ``biases`` are named by ``bias_names`` -- ``("b",)`` for the LSTM and RNN,
+whose two torch biases are only ever added, ``("b_ih", "b_hh")`` for the GRU,
+whose ``r`` gate scales the recurrent bias -- each ``(G*H,)``, and ``states0``
+is named by ``state_names``: ``(h0,)`` for the RNN and GRU, ``(h0, c0)`` for
+the LSTM.  Code that builds arguments draws one ``(G*H,)`` array per bias name
+(:meth:`Cell.arg_names` lists them all in calling order).
 """
 
 from __future__ import annotations
@@ -21,12 +26,23 @@ from . import cells, reference
 class Cell:
     name: str
     gates: int  # G
+    bias_names: tuple  # names of the bias arguments, each (G*H,): ("b",) or ("b_ih", "b_hh")
     state_names: tuple  # names of the initial states, e.g. ("h0", "c0")
     forward: Callable  # fast (Numba) implementation
     backward: Callable
     ref_forward: Callable  # NumPy reference twin
     ref_backward: Callable
     final_state: Callable  # forward output -> tuple of final states
+
+    @property
+    def arg_names(self) -> tuple:
+        """The forward's positional argument names, in order: x, w_ih, w_hh, *bias_names, *state_names."""
+        return ("x", "w_ih", "w_hh", *self.bias_names, *self.state_names)
+
+    @property
+    def grad_names(self) -> tuple:
+        """The backward's results, in order: dx, dw_ih, dw_hh, d<bias>..., d<state>0..."""
+        return tuple("d" + name for name in self.arg_names)
 
     def impl(self, name: str) -> tuple[Callable, Callable]:
         """(forward, backward) of ``"fast"`` or ``"reference"``."""
@@ -51,6 +67,7 @@ CELLS: dict[str, Cell] = {
     "lstm": Cell(
         name="lstm",
         gates=4,
+        bias_names=("b",),
         state_names=("h0", "c0"),
         forward=cells.lstm_forward,
         backward=cells.lstm_backward,
@@ -61,11 +78,23 @@ CELLS: dict[str, Cell] = {
     "rnn": Cell(
         name="rnn",
         gates=1,
+        bias_names=("b",),
         state_names=("h0",),
         forward=cells.rnn_forward,
         backward=cells.rnn_backward,
         ref_forward=reference.rnn_forward,
         ref_backward=reference.rnn_backward,
+        final_state=lambda out: (out.h_n,),
+    ),
+    "gru": Cell(
+        name="gru",
+        gates=3,
+        bias_names=("b_ih", "b_hh"),
+        state_names=("h0",),
+        forward=cells.gru_forward,
+        backward=cells.gru_backward,
+        ref_forward=reference.gru_forward,
+        ref_backward=reference.gru_backward,
         final_state=lambda out: (out.h_n,),
     ),
 }

@@ -66,7 +66,10 @@ def saturated_gradient_floor(problem) -> float:
 
 
 def make_problem(cell, T, B, D, H, dtype, *, with_state=True, with_dstate=True, seed=0, scale=0.5):
-    """Random inputs for ``cell`` as a dict of forward args, states and upstream gradients."""
+    """Random inputs for ``cell`` as a dict of forward args, states and upstream gradients.
+
+    Each bias is its own key, named as the cell names it (``"b"``, or ``"b_ih"`` and ``"b_hh"``).
+    """
     rng = np.random.default_rng(seed)
     G = cell.gates
 
@@ -77,22 +80,30 @@ def make_problem(cell, T, B, D, H, dtype, *, with_state=True, with_dstate=True, 
         "x": draw(T, B, D),
         "w_ih": draw(G * H, D, s=scale),
         "w_hh": draw(G * H, H, s=scale),
-        "b": draw(G * H, s=scale),
+        **{name: draw(G * H, s=scale) for name in cell.bias_names},
         "states0": tuple(draw(B, H) if with_state else None for _ in cell.state_names),
         "dy": draw(T, B, H),
         "dstates_n": tuple(draw(B, H) if with_dstate else None for _ in cell.state_names),
     }
 
 
+def biases(cell, problem) -> tuple:
+    return tuple(problem[name] for name in cell.bias_names)
+
+
+def forward_args(cell, problem) -> tuple:
+    """The forward's positional arguments (x, w_ih, w_hh, *biases, *states0) from a ``make_problem`` dict."""
+    return (problem["x"], problem["w_ih"], problem["w_hh"], *biases(cell, problem), *problem["states0"])
+
+
 def run_cell(cell, impl, problem):
     """Forward then backward through ``impl`` ("fast" or "reference").
 
-    Returns (y, final_states, grads), grads in order dx, dw_ih, dw_hh, db, *dstates0.
+    Returns (y, final_states, grads), grads in order dx, dw_ih, dw_hh, *dbiases, *dstates0.
     """
     forward, backward = cell.impl(impl)
-    p = problem
-    out = forward(p["x"], p["w_ih"], p["w_hh"], p["b"], *p["states0"])
-    grads = backward(p["dy"], out.cache, *p["dstates_n"])
+    out = forward(*forward_args(cell, problem))
+    grads = backward(problem["dy"], out.cache, *problem["dstates_n"])
     return out.y, cell.final_state(out), tuple(grads)
 
 
@@ -100,10 +111,6 @@ def flat_outputs(result) -> list:
     """``run_cell``'s (y, final_states, grads) as one list of arrays."""
     y, states, grads = result
     return [y, *states, *grads]
-
-
-def grad_names(cell):
-    return ("dx", "dw_ih", "dw_hh", "db") + tuple("d" + name for name in cell.state_names)
 
 
 @pytest.fixture(params=sorted(CELLS), ids=lambda name: name)

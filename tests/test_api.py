@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastrnn as fr
-from conftest import make_problem
+from conftest import forward_args, make_problem
 
 
 def test_lstm_api_unpacks_as_documented():
@@ -38,7 +38,7 @@ def test_rnn_api_unpacks_as_documented():
 def test_reference_has_identical_signatures():
     import inspect
 
-    for name in ("lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward"):
+    for name in ("lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward", "gru_forward", "gru_backward"):
         assert inspect.signature(getattr(fr, name)) == inspect.signature(getattr(fr.reference, name)), name
 
 
@@ -47,9 +47,9 @@ def test_inputs_are_never_modified_or_aliased(cell, impl):
     p = make_problem(cell, 4, 2, 3, 5, np.float64)
     before = {k: (v.copy() if isinstance(v, np.ndarray) else tuple(s.copy() for s in v)) for k, v in p.items()}
     forward, backward = cell.impl(impl)
-    out = forward(p["x"], p["w_ih"], p["w_hh"], p["b"], *p["states0"])
+    out = forward(*forward_args(cell, p))
     grads = backward(p["dy"], out.cache, *p["dstates_n"])
-    inputs = [p["x"], p["w_ih"], p["w_hh"], p["b"], p["dy"], *p["states0"], *p["dstates_n"]]
+    inputs = [*forward_args(cell, p), p["dy"], *p["dstates_n"]]
     for k, v in p.items():
         for a, e in zip(v if isinstance(v, tuple) else (v,), before[k] if isinstance(v, tuple) else (before[k],)):
             np.testing.assert_array_equal(a, e, err_msg=f"{k} was modified")
@@ -66,8 +66,9 @@ def test_inputs_are_never_modified_or_aliased(cell, impl):
 def test_import_compiles_nothing():
     code = (
         "import fastrnn, fastrnn.registry\n"
-        "from fastrnn.kernels import lstm, rnn\n"
-        "ks = [lstm.lstm_forward_kernel, lstm.lstm_backward_kernel, rnn.rnn_forward_kernel, rnn.rnn_backward_kernel]\n"
+        "from fastrnn.kernels import gru, lstm, rnn\n"
+        "ks = [lstm.lstm_forward_kernel, lstm.lstm_backward_kernel, rnn.rnn_forward_kernel, rnn.rnn_backward_kernel,\n"
+        "      gru.gru_forward_kernel, gru.gru_backward_kernel]\n"
         "assert all(len(k.signatures) == 0 for k in ks), [k.signatures for k in ks]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,17 +6,16 @@ import numpy as np
 import pytest
 
 import fastrnn as fr
-from conftest import GRADCHECK_RTOL, grad_names, make_problem
+from conftest import GRADCHECK_RTOL, make_problem
 
 
 def cell_loss(cell, impl):
-    """L = sum(dy*y) + sum(dh_n*h_n) [+ sum(dc_n*c_n)] as a function of every input."""
+    """L = sum(dy*y) + sum(dh_n*h_n) [+ sum(dc_n*c_n)] as a function of every input (keyword arguments)."""
     forward, _ = cell.impl(impl)
 
-    def loss(x, w_ih, w_hh, b, dy, **rest):
-        states0 = [rest[name] for name in cell.state_names]
+    def loss(dy, **rest):
         dstates = [rest["d" + name[:-1] + "_n"] for name in cell.state_names]
-        out = forward(x, w_ih, w_hh, b, *states0)
+        out = forward(*(rest[name] for name in cell.arg_names))
         total = np.sum(dy * out.y)
         for d, s in zip(dstates, cell.final_state(out)):
             total += np.sum(d * s)
@@ -27,14 +26,14 @@ def cell_loss(cell, impl):
 
 def analytic(cell, impl, args):
     forward, backward = cell.impl(impl)
-    out = forward(args["x"], args["w_ih"], args["w_hh"], args["b"], *(args[n] for n in cell.state_names))
+    out = forward(*(args[name] for name in cell.arg_names))
     grads = backward(args["dy"], out.cache, *(args["d" + n[:-1] + "_n"] for n in cell.state_names))
-    return {name[1:]: g for name, g in zip(grad_names(cell), grads)}
+    return {name[1:]: g for name, g in zip(cell.grad_names, grads)}
 
 
 def problem_args(cell, T=4, B=2, D=3, H=5, seed=1):
     p = make_problem(cell, T, B, D, H, np.float64, seed=seed)
-    args = {k: p[k] for k in ("x", "w_ih", "w_hh", "b", "dy")}
+    args = {k: p[k] for k in ("x", "w_ih", "w_hh", *cell.bias_names, "dy")}
     args.update(zip(cell.state_names, p["states0"]))
     args.update(("d" + n[:-1] + "_n", d) for n, d in zip(cell.state_names, p["dstates_n"]))
     return args
@@ -44,7 +43,7 @@ def problem_args(cell, T=4, B=2, D=3, H=5, seed=1):
 def test_gradients_match_finite_differences(cell, impl):
     args = problem_args(cell)
     report = fr.gradcheck(cell_loss(cell, impl), args, analytic(cell, impl, args))
-    assert set(report) == {"x", "w_ih", "w_hh", "b", *cell.state_names}
+    assert set(report) == set(cell.arg_names)
     assert report.worst <= GRADCHECK_RTOL, str(report)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastrnn as fr
-from fastrnn.interop import weights_from_torch, weights_to_state_dict
+from fastrnn.interop import GRUCellWeights, weights_from_torch, weights_to_state_dict
 
 from conftest import assert_close
 
@@ -86,7 +86,8 @@ def test_bias_false_gives_zero_biases_of_the_weights_dtype(dtype):
         (lambda s: s.update(weight_ih_l0=np.zeros((12, 2), np.float16)), TypeError, "weight_ih_l0.*float16"),
         (lambda s: s.update(weight_ih_l0=np.zeros((12, 2), np.float32)), TypeError, "weight_ih_l0.*mixed"),
         (lambda s: s.update(bias_ih_l0=np.zeros(11)), ValueError, r"bias_ih_l0 has shape \(11,\)"),
-        (lambda s: s.update(weight_hh_l0=np.zeros((9, 3))), ValueError, "3 gates: a GRU"),
+        # 3 gates is a GRU, so the LSTM-sized weight_ih no longer fits.
+        (lambda s: s.update(weight_hh_l0=np.zeros((9, 3))), ValueError, r"weight_ih_l0 .* expected .* G=3"),
         (lambda s: s.update(weight_hh_l0=np.zeros((6, 3))), ValueError, "2 gates"),
     ],
 )
@@ -113,10 +114,9 @@ def test_inconsistent_layers_are_rejected():
     [
         (lambda nn: nn.LSTM(3, 4, proj_size=2), ValueError, "proj_size=2"),
         (lambda nn: nn.RNN(3, 4, nonlinearity="relu"), ValueError, "nonlinearity='relu'"),
-        (lambda nn: nn.GRU(3, 4), ValueError, "GRU"),
         (lambda nn: nn.LSTM(3, 4, num_layers=2, dropout=0.5), ValueError, "dropout=0.5 in training mode"),
         (lambda nn: nn.LSTM(3, 4, batch_first=True), ValueError, "batch_first"),
-        (lambda nn: nn.Linear(3, 4), TypeError, "torch.nn.LSTM or torch.nn.RNN; got Linear"),
+        (lambda nn: nn.Linear(3, 4), TypeError, "torch.nn.LSTM, torch.nn.RNN or torch.nn.GRU; got Linear"),
     ],
 )
 def test_unsupported_modules_name_the_option(torch, build, error, match):
@@ -136,23 +136,26 @@ def test_dropout_is_fine_in_eval_mode_and_batch_first_when_acknowledged(torch):
 def stacked_forward(weights, x, cell_forward):
     """Run a multi-layer, possibly bidirectional stack with the functional kernels.
 
-    ``cell_forward`` is fr.lstm_forward or fr.rnn_forward; the reverse
+    ``cell_forward`` is fr.lstm_forward, fr.rnn_forward or fr.gru_forward; the reverse
     direction runs over the time-reversed input and its output is flipped back.
     Returns y (T, B, directions*H) and the final hidden states (layers*directions, B, H).
     """
     finals = []
     for directions in weights:
         outputs = []
-        for d, (w_ih, w_hh, b) in enumerate(directions):
+        for d, weights_d in enumerate(directions):
             inputs = x if d == 0 else x[::-1]
-            out = cell_forward(inputs, w_ih, w_hh, b)
+            out = cell_forward(inputs, *weights_d)
             outputs.append(out.y if d == 0 else out.y[::-1])
             finals.append(out[1][0] if isinstance(out, fr.LSTMForward) else out[1])
         x = np.concatenate(outputs, axis=2)
     return x, np.stack(finals)
 
 
-@pytest.mark.parametrize("mode", ["LSTM", "RNN"])
+FORWARDS = {"LSTM": fr.lstm_forward, "RNN": fr.rnn_forward, "GRU": fr.gru_forward}
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "RNN", "GRU"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_multilayer_bidirectional_stack_matches_torch(torch, mode, dtype):
     """Layer and direction indexing is right: composing the kernels reproduces torch's stack."""
@@ -164,7 +167,7 @@ def test_multilayer_bidirectional_stack_matches_torch(torch, mode, dtype):
     h_n_t = final_t[0] if mode == "LSTM" else final_t
     weights = weights_from_torch(module)
     assert all(cell.w_ih.dtype == dtype for directions in weights for cell in directions)
-    y, h_n = stacked_forward(weights, x, fr.lstm_forward if mode == "LSTM" else fr.rnn_forward)
+    y, h_n = stacked_forward(weights, x, FORWARDS[mode])
     assert_close(y, y_t.detach().numpy(), name="y")
     assert_close(h_n, h_n_t.detach().numpy(), name="h_n")
 
@@ -193,3 +196,30 @@ def test_to_state_dict_refuses_to_drop_a_nonzero_bias(torch):
     weights = weights_from_torch(numpy_state_dict(1, 3, 2))
     with pytest.raises(ValueError, match=r"bias=False but weights\[0\]\[0\].b is nonzero"):
         weights_to_state_dict(weights, bias=False)
+
+
+def test_gru_weights_keep_both_biases():
+    state = numpy_state_dict(3, 5, 4, num_layers=2, num_directions=2)
+    weights = weights_from_torch(state)
+    for k, directions in enumerate(weights):
+        for suffix, cell in zip(("", "_reverse"), directions):
+            assert isinstance(cell, GRUCellWeights)
+            np.testing.assert_array_equal(cell.b_ih, state[f"bias_ih_l{k}{suffix}"])
+            np.testing.assert_array_equal(cell.b_hh, state[f"bias_hh_l{k}{suffix}"])
+    (cell,), = weights_from_torch(numpy_state_dict(3, 2, 2, bias=False, dtype=np.float32))
+    assert cell.b_ih.shape == cell.b_hh.shape == (6,) and cell.b_ih.dtype == np.float32
+    assert not cell.b_ih.any() and not cell.b_hh.any() and not np.shares_memory(cell.b_ih, cell.b_hh)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_gru_state_dict_round_trip_is_exact(torch, bias):
+    torch.manual_seed(2)
+    original = torch.nn.GRU(4, 3, num_layers=2, bidirectional=True, bias=bias).double()
+    state_dict = weights_to_state_dict(weights_from_torch(original), bias=bias)
+    assert list(state_dict) == list(original.state_dict())
+    for name, tensor in original.state_dict().items():
+        assert torch.equal(state_dict[name], tensor), name
+    state = numpy_state_dict(3, 3, 2)
+    state["bias_ih_l0"][:] = 0  # b_hh alone must still stop a bias-free export
+    with pytest.raises(ValueError, match=r"bias=False but weights\[0\]\[0\].b_hh is nonzero"):
+        weights_to_state_dict(weights_from_torch(state), bias=False)

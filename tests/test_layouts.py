@@ -13,9 +13,9 @@ import numba
 import numpy as np
 import pytest
 
-from fastrnn.kernels import lstm, rnn
+from fastrnn.kernels import gru, lstm, rnn
 
-from conftest import DTYPES, assert_close, flat_outputs, make_problem, run_cell
+from conftest import DTYPES, assert_close, flat_outputs, forward_args, make_problem, run_cell
 from layouts import LAYOUTS, problem_in_layouts
 
 IMPLS = ["fast", "reference"]
@@ -54,7 +54,7 @@ def test_any_layout_gives_the_c_contiguous_result(cell, impl, dtype, layouts):
         assert array.flags.writeable == writeable, "an input's writeable flag changed"
     # Nothing returned (nor kept in the cache) may share memory with any input.
     forward, _ = cell.impl(impl)
-    out = forward(spread["x"], spread["w_ih"], spread["w_hh"], spread["b"], *spread["states0"])
+    out = forward(*forward_args(cell, spread))
     for returned in [*flat_outputs(actual), *out.cache, out.y]:
         assert returned.flags.writeable, "outputs belong to the caller and must be writable"
         for array in arrays_of(spread):
@@ -67,7 +67,7 @@ def test_outputs_do_not_alias_each_other(cell, impl):
     """Editing one returned array (e.g. clipping a gradient in place) cannot change another."""
     problem = make_problem(cell, 3, 2, 4, 5, np.float64)
     forward, backward = cell.impl(impl)
-    out = forward(problem["x"], problem["w_ih"], problem["w_hh"], problem["b"], *problem["states0"])
+    out = forward(*forward_args(cell, problem))
     grads = backward(problem["dy"], out.cache, *problem["dstates_n"])
     returned = [out.y, *cell.final_state(out), *grads]
     for first, second in itertools.combinations(returned, 2):
@@ -98,16 +98,17 @@ def test_empty_axes_are_defined_and_match_the_reference(cell, T, B, D, with_stat
     for got, want in zip([y, *states, *grads], [y_ref, *states_ref, *grads_ref]):
         assert_close(got, want)
     G = cell.gates
-    dx, dw_ih, dw_hh, db, *dstates0 = grads
-    assert (y.shape, dx.shape, dw_ih.shape, dw_hh.shape, db.shape) == ((T, B, H), (T, B, D), (G * H, D),
-                                                                        (G * H, H), (G * H,))
+    n_biases = len(cell.bias_names)
+    dx, dw_ih, dw_hh, dbiases, dstates0 = grads[0], grads[1], grads[2], grads[3:3 + n_biases], grads[3 + n_biases:]
+    assert (y.shape, dx.shape, dw_ih.shape, dw_hh.shape) == ((T, B, H), (T, B, D), (G * H, D), (G * H, H))
+    assert all(db.shape == (G * H,) for db in dbiases)
     for final, initial, d0, dn in zip(states, problem["states0"], dstates0, problem["dstates_n"]):
         assert final.shape == d0.shape == (B, H)
         if T == 0:
             np.testing.assert_array_equal(final, np.zeros((B, H)) if initial is None else initial)
             np.testing.assert_array_equal(d0, np.zeros((B, H)) if dn is None else dn)
     if T == 0 or B == 0:
-        assert not dw_ih.any() and not dw_hh.any() and not db.any()
+        assert not dw_ih.any() and not dw_hh.any() and not any(db.any() for db in dbiases)
 
 
 def test_layouts_compile_no_extra_kernel_specializations(cell):
@@ -120,7 +121,7 @@ def test_layouts_compile_no_extra_kernel_specializations(cell):
     for dtype in DTYPES:
         for layout in LAYOUTS:
             run_cell(cell, "fast", in_layout(make_problem(cell, 2, 2, 3, 4, dtype), [layout]))
-    for module in (lstm, rnn):
+    for module in (lstm, rnn, gru):
         for kernel in vars(module).values():
             if not isinstance(kernel, numba.core.registry.CPUDispatcher):
                 continue

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 import fastrnn as fr
-from conftest import DTYPES, GRADCHECK_RTOL, assert_close, grad_names, make_problem
+from conftest import DTYPES, GRADCHECK_RTOL, assert_close, forward_args, make_problem
 
 LENGTHS = np.array([6, 0, 3, 1, 6])  # includes an empty sequence and full-length ones
 
 
 def run(cell, impl, p, lengths):
     forward, backward = cell.impl(impl)
-    out = forward(p["x"], p["w_ih"], p["w_hh"], p["b"], *p["states0"], lengths=lengths)
+    out = forward(*forward_args(cell, p), lengths=lengths)
     return out, backward(p["dy"], out.cache, *p["dstates_n"])
 
 
@@ -22,10 +22,12 @@ def run(cell, impl, p, lengths):
 def test_each_sequence_equals_running_it_alone(cell, impl, dtype):
     p = make_problem(cell, 6, len(LENGTHS), 3, 5, dtype, seed=3)
     out, grads = run(cell, impl, p, LENGTHS)
-    names = grad_names(cell)
-    weight_sums = [np.zeros_like(g) for g in grads[1:4]]
+    names = cell.grad_names
+    n_params = 2 + len(cell.bias_names)  # w_ih, w_hh, biases: their gradients sum over sequences
+    params = slice(1, 1 + n_params)
+    weight_sums = [np.zeros_like(g) for g in grads[params]]
     for bi, n in enumerate(LENGTHS):
-        alone = {k: p[k] for k in ("w_ih", "w_hh", "b")}
+        alone = {k: p[k] for k in ("w_ih", "w_hh", *cell.bias_names)}
         alone["x"] = p["x"][:n, bi:bi + 1]
         alone["dy"] = p["dy"][:n, bi:bi + 1]
         alone["states0"] = tuple(s[bi:bi + 1] for s in p["states0"])
@@ -37,11 +39,11 @@ def test_each_sequence_equals_running_it_alone(cell, impl, dtype):
             assert_close(a[bi:bi + 1], e, name=f"final state of sequence {bi}")
         assert_close(grads[0][:n, bi:bi + 1], single_grads[0], name=f"dx of sequence {bi}")
         assert not grads[0][n:, bi].any(), "dx past a sequence's length must be zero"
-        for k in range(4, len(grads)):
+        for k in range(1 + n_params, len(grads)):
             assert_close(grads[k][bi:bi + 1], single_grads[k], name=f"{names[k]} of sequence {bi}")
-        for total, g in zip(weight_sums, single_grads[1:4]):
+        for total, g in zip(weight_sums, single_grads[params]):
             total += g
-    for name, a, e in zip(names[1:4], grads[1:4], weight_sums):
+    for name, a, e in zip(names[params], grads[params], weight_sums):
         assert_close(a, e, name=name)
 
 
@@ -53,7 +55,7 @@ def test_fast_matches_reference_with_lengths(cell, dtype):
     assert_close(fast.y, ref.y, name="y")
     for a, e in zip(cell.final_state(fast), cell.final_state(ref)):
         assert_close(a, e, name="final state")
-    for name, a, e in zip(grad_names(cell), fast_grads, ref_grads):
+    for name, a, e in zip(cell.grad_names, fast_grads, ref_grads):
         assert_close(a, e, name=name)
 
 
@@ -81,19 +83,18 @@ def test_gradcheck_with_lengths(cell, impl):
     p = make_problem(cell, 5, 3, 3, 4, np.float64, seed=6)
     lengths = np.array([5, 2, 3])
     forward, backward = cell.impl(impl)
-    args = {"x": p["x"], "w_ih": p["w_ih"], "w_hh": p["w_hh"], "b": p["b"]}
-    args.update(zip(cell.state_names, p["states0"]))
+    args = dict(zip(cell.arg_names, forward_args(cell, p)))
 
-    def loss(x, w_ih, w_hh, b, **states):
-        out = forward(x, w_ih, w_hh, b, *(states[n] for n in cell.state_names), lengths=lengths)
+    def loss(**kw):
+        out = forward(*(kw[n] for n in cell.arg_names), lengths=lengths)
         total = np.sum(p["dy"] * out.y)
         for d, s in zip(p["dstates_n"], cell.final_state(out)):
             total += np.sum(d * s)
         return total
 
-    out = forward(p["x"], p["w_ih"], p["w_hh"], p["b"], *p["states0"], lengths=lengths)
+    out = forward(*forward_args(cell, p), lengths=lengths)
     grads = backward(p["dy"], out.cache, *p["dstates_n"])
-    analytic = dict(zip(["x", "w_ih", "w_hh", "b", *cell.state_names], grads))
+    analytic = dict(zip(cell.arg_names, grads))
     report = fr.gradcheck(loss, args, analytic)
     assert report.worst <= GRADCHECK_RTOL, str(report)
 
@@ -114,12 +115,12 @@ def test_bad_lengths_are_rejected(cell, impl, lengths, error, message):
     p = make_problem(cell, 4, 3, 2, 3, np.float32)
     forward, _ = cell.impl(impl)
     with pytest.raises(error, match=message):
-        forward(p["x"], p["w_ih"], p["w_hh"], p["b"], lengths=lengths)
+        forward(*forward_args(cell, p), lengths=lengths)
 
 
 def test_lengths_are_not_modified_and_not_aliased(cell):
     p = make_problem(cell, 4, 3, 2, 3, np.float32)
     lengths = np.array([4, 1, 2], dtype=np.int32)
-    out = cell.forward(p["x"], p["w_ih"], p["w_hh"], p["b"], lengths=lengths)
+    out = cell.forward(*forward_args(cell, p), lengths=lengths)
     np.testing.assert_array_equal(lengths, [4, 1, 2])
     assert out.cache.lengths.dtype == np.int64 and not np.shares_memory(out.cache.lengths, lengths)

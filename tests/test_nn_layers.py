@@ -9,11 +9,16 @@ import fastrnn as fr
 from conftest import GRADCHECK_RTOL
 from fastrnn import nn
 
-LAYERS = {"lstm": nn.LSTM, "rnn": nn.RNN}
+LAYERS = {"lstm": nn.LSTM, "rnn": nn.RNN, "gru": nn.GRU}
+GATES = {"lstm": 4, "rnn": 1, "gru": 3}
+# Stacking and directions; every option a torch module takes.
+CONFIGS = [pytest.param({}, id="1layer"), pytest.param(dict(num_layers=2), id="2layers"),
+           pytest.param(dict(bidirectional=True), id="bidirectional"),
+           pytest.param(dict(num_layers=3, bidirectional=True), id="3layers-bidirectional")]
 
 
-def make_layer(kind, D=3, H=5, batch_first=False, seed=0):
-    return LAYERS[kind](D, H, batch_first=batch_first, dtype=np.float64, seed=seed)
+def make_layer(kind, D=3, H=5, batch_first=False, seed=0, **options):
+    return LAYERS[kind](D, H, batch_first=batch_first, dtype=np.float64, seed=seed, **options)
 
 
 def run_layer(layer, x, states, upstream, backward):
@@ -37,29 +42,31 @@ def run_layer(layer, x, states, upstream, backward):
 
 def problem(layer, T=4, B=2, seed=1):
     rng = np.random.default_rng(seed)
-    D, H = layer.input_size, layer.hidden_size
-    n_states = len(layer.state_names)
+    D, H, Z = layer.input_size, layer.hidden_size, layer.num_directions
+    n_states, LZ = len(layer.state_names), layer.num_layers * Z
     x = rng.standard_normal((B, T, D) if layer.batch_first else (T, B, D))
-    states = tuple(rng.standard_normal((1, B, H)) for _ in range(n_states))
-    dy = rng.standard_normal((B, T, H) if layer.batch_first else (T, B, H))
-    dstates = tuple(rng.standard_normal((1, B, H)) for _ in range(n_states))
+    states = tuple(rng.standard_normal((LZ, B, H)) for _ in range(n_states))
+    dy = rng.standard_normal((B, T, Z * H) if layer.batch_first else (T, B, Z * H))
+    dstates = tuple(rng.standard_normal((LZ, B, H)) for _ in range(n_states))
     return x, states, (dy, dstates)
 
 
+@pytest.mark.parametrize("options", CONFIGS)
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("kind", sorted(LAYERS))
-def test_parameter_gradients_match_central_differences(kind, batch_first):
-    layer = make_layer(kind, batch_first=batch_first)
+def test_parameter_gradients_match_central_differences(kind, batch_first, options):
+    layer = make_layer(kind, batch_first=batch_first, **options)
     x, states, upstream = problem(layer)
     report = nn.gradcheck_layers({"rnn": layer}, lambda backward: run_layer(layer, x, states, upstream, backward)[0])
     assert set(report) == {f"rnn.{name}" for name in layer.params}
     assert report.worst <= GRADCHECK_RTOL, report
 
 
+@pytest.mark.parametrize("options", CONFIGS)
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("kind", sorted(LAYERS))
-def test_input_and_state_gradients_match_central_differences(kind, batch_first):
-    layer = make_layer(kind, batch_first=batch_first)
+def test_input_and_state_gradients_match_central_differences(kind, batch_first, options):
+    layer = make_layer(kind, batch_first=batch_first, **options)
     x, states, upstream = problem(layer)
     _, input_grads = run_layer(layer, x, states, upstream, backward=True)
     args = {"x": x, **{f"s{k}": s for k, s in enumerate(states)}}
@@ -71,9 +78,10 @@ def test_input_and_state_gradients_match_central_differences(kind, batch_first):
     assert report.worst <= GRADCHECK_RTOL, report
 
 
+@pytest.mark.parametrize("options", CONFIGS)
 @pytest.mark.parametrize("kind", sorted(LAYERS))
-def test_batch_first_is_the_transpose_of_time_major(kind):
-    time_major, batch_major = make_layer(kind), make_layer(kind, batch_first=True)
+def test_batch_first_is_the_transpose_of_time_major(kind, options):
+    time_major, batch_major = make_layer(kind, **options), make_layer(kind, batch_first=True, **options)
     x, states, (dy, dstates) = problem(time_major)
     y_t, *_ = time_major.forward(x)
     y_b, *_ = batch_major.forward(x.transpose(1, 0, 2).copy())
@@ -87,11 +95,15 @@ def test_batch_first_is_the_transpose_of_time_major(kind):
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))
 def test_layer_matches_the_kernel_with_summed_biases(kind):
+    """The LSTM and RNN kernels get bias_ih + bias_hh; the GRU kernel gets both."""
     layer = make_layer(kind)
     x, states, _ = problem(layer)
     p = layer.params
     b = p["bias_ih_l0"] + p["bias_hh_l0"]
-    if kind == "lstm":
+    if kind == "gru":
+        y, h_n = layer.forward(x, states[0])
+        ref = fr.gru_forward(x, p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"], states[0][0])
+    elif kind == "lstm":
         y, (h_n, c_n) = layer.forward(x, states)
         ref = fr.lstm_forward(x, p["weight_ih_l0"], p["weight_hh_l0"], b, states[0][0], states[1][0])
         np.testing.assert_array_equal(c_n[0], ref.state.c)
@@ -104,7 +116,7 @@ def test_layer_matches_the_kernel_with_summed_biases(kind):
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))
 def test_torch_names_shapes_and_init_bounds(kind):
-    G = 4 if kind == "lstm" else 1
+    G = GATES[kind]
     layer = LAYERS[kind](7, 16, seed=3)
     assert {name: p.shape for name, p in layer.params.items()} == {
         "weight_ih_l0": (G * 16, 7), "weight_hh_l0": (G * 16, 16), "bias_ih_l0": (G * 16,), "bias_hh_l0": (G * 16,)}
@@ -200,7 +212,7 @@ def test_bad_input_names_the_argument():
     layer.forward(np.zeros((2, 1, 3), np.float32))
     with pytest.raises(ValueError, match="dy has shape"):
         layer.backward(np.zeros((3, 1, 5), np.float32))
-    with pytest.raises(TypeError, match="cache must be the LSTMCache"):
+    with pytest.raises(TypeError, match="cache must be the LayerCache of 1 LSTMCache from LSTM.forward"):
         layer.backward(np.zeros((2, 1, 5), np.float32), cache=("not", "a cache"))
     layer.backward(np.zeros((2, 1, 5), np.float32))  # a rejected backward leaves the pending cache
     with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
@@ -209,10 +221,37 @@ def test_bad_input_names_the_argument():
         nn.RNN(3, 2, dtype=np.int32)
 
 
-@pytest.mark.parametrize("option", [dict(num_layers=2), dict(bidirectional=True)])
-def test_not_yet_implemented_layouts_say_so(option):
-    with pytest.raises(NotImplementedError, match="not implemented yet"):
-        nn.LSTM(3, 4, **option)
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_stacked_bidirectional_names_and_shapes_are_torchs(kind):
+    G, D, H = GATES[kind], 3, 4
+    layer = make_layer(kind, D, H, num_layers=2, bidirectional=True)
+    expected = {}
+    for k, inputs in ((0, D), (1, 2 * H)):
+        for suffix in ("", "_reverse"):
+            expected.update({f"weight_ih_l{k}{suffix}": (G * H, inputs), f"weight_hh_l{k}{suffix}": (G * H, H),
+                             f"bias_ih_l{k}{suffix}": (G * H,), f"bias_hh_l{k}{suffix}": (G * H,)})
+    assert {name: p.shape for name, p in layer.params.items()} == expected
+    x, states, upstream = problem(layer, T=5, B=3)
+    _, (dx, *dstates0) = run_layer(layer, x, states, upstream, backward=True)
+    assert dx.shape == x.shape and all(d.shape == (4, 3, H) for d in dstates0)
+
+
+def test_stacking_is_composition_and_reverse_is_time_reversal():
+    """A 2-layer bidirectional GRU equals its four cells wired by hand with the kernels."""
+    layer = make_layer("gru", num_layers=2, bidirectional=True)
+    x, (h0,), (dy, (dh_n,)) = problem(layer, T=6, B=2)
+    y, h_n = layer.forward(x, h0)
+    p = layer.params
+
+    def cell(inputs, k, suffix, index):
+        args = [p[f"{name}_l{k}{suffix}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        return fr.gru_forward(inputs, *args, h0[index])
+
+    forward_0, reverse_0 = cell(x, 0, "", 0), cell(x[::-1], 0, "_reverse", 1)
+    middle = np.concatenate([forward_0.y, reverse_0.y[::-1]], axis=2)
+    forward_1, reverse_1 = cell(middle, 1, "", 2), cell(middle[::-1], 1, "_reverse", 3)
+    np.testing.assert_array_equal(y, np.concatenate([forward_1.y, reverse_1.y[::-1]], axis=2))
+    np.testing.assert_array_equal(h_n, np.stack([forward_0.h_n, reverse_0.h_n, forward_1.h_n, reverse_1.h_n]))
 
 
 def test_linear_gradients_match_central_differences():

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import DTYPES, RTOL, flat_outputs, make_problem, run_cell
+from conftest import DTYPES, RTOL, flat_outputs, forward_args, make_problem, run_cell
 
 NONFINITE = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}
 
 
 def problem_slots(cell) -> list[tuple[str, str, int]]:
     """(argument name, problem key, index within a tuple entry or -1) for every array argument."""
-    slots = [(name, name, -1) for name in ("x", "w_ih", "w_hh", "b", "dy")]
+    slots = [(name, name, -1) for name in ("x", "w_ih", "w_hh", *cell.bias_names, "dy")]
     slots += [(state, "states0", k) for k, state in enumerate(cell.state_names)]
     slots += [(f"d{state[0]}_n", "dstates_n", k) for k, state in enumerate(cell.state_names)]
     return slots
@@ -69,16 +69,15 @@ def test_check_finite_names_the_argument(cell, name, key, index, value, impl):
     problem = poisoned(make_problem(cell, 3, 2, 4, 5, np.float64), key, index, NONFINITE[value])
     forward, backward = cell.impl(impl)
     p = problem
-    forward_args = (p["x"], p["w_ih"], p["w_hh"], p["b"], *p["states0"])
     pattern = rf"^{name} contains NaN or Inf \(raised because check_finite=True\)$"
     if key in ("dy", "dstates_n"):
         # Backward checks only its own arguments; the (finite) forward runs unchecked.
-        cache = forward(*forward_args, check_finite=True).cache
+        cache = forward(*forward_args(cell, p), check_finite=True).cache
         with pytest.raises(ValueError, match=pattern):
             backward(p["dy"], cache, *p["dstates_n"], check_finite=True)
     else:
         with pytest.raises(ValueError, match=pattern):
-            forward(*forward_args, check_finite=True)
+            forward(*forward_args(cell, p), check_finite=True)
 
 
 @pytest.mark.parametrize("impl", ["fast", "reference"])
@@ -87,7 +86,7 @@ def test_check_finite_changes_nothing_on_finite_input(cell, impl):
     forward, backward = cell.impl(impl)
     results = []
     for flag in (False, True):
-        out = forward(p["x"], p["w_ih"], p["w_hh"], p["b"], *p["states0"], check_finite=flag)
+        out = forward(*forward_args(cell, p), check_finite=flag)
         grads = backward(p["dy"], out.cache, *p["dstates_n"], check_finite=flag)
         results.append([out.y, *cell.final_state(out), *grads])
     for unchecked, checked in zip(*results):

@@ -10,7 +10,7 @@ import pytest
 
 from fastrnn._jit import JIT_OPTIONS
 
-from conftest import DTYPES, assert_close, grad_names, make_problem, run_cell
+from conftest import DTYPES, assert_close, forward_args, make_problem, run_cell
 
 SHAPES = list(itertools.product([1, 2, 17], [1, 3]))  # (T, B), with D=5 != H=7
 
@@ -26,7 +26,7 @@ def test_fast_matches_reference(cell, dtype, T, B, with_state, with_dstate):
     assert_close(y, y_ref, name="y")
     for name, a, e in zip(("h_n", "c_n"), states, states_ref):
         assert_close(a, e, name=name)
-    for name, a, e in zip(grad_names(cell), grads, grads_ref):
+    for name, a, e in zip(cell.grad_names, grads, grads_ref):
         assert_close(a, e, name=name)
 
 
@@ -34,8 +34,8 @@ def test_fast_matches_reference(cell, dtype, T, B, with_state, with_dstate):
 def test_caches_are_interchangeable(cell, dtype):
     """A cache from one implementation gives the same gradients in the other's backward."""
     p = make_problem(cell, 6, 2, 3, 4, dtype)
-    fast = cell.forward(p["x"], p["w_ih"], p["w_hh"], p["b"], *p["states0"])
-    ref = cell.ref_forward(p["x"], p["w_ih"], p["w_hh"], p["b"], *p["states0"])
+    fast = cell.forward(*forward_args(cell, p))
+    ref = cell.ref_forward(*forward_args(cell, p))
     assert type(fast.cache) is type(ref.cache)
     for name, a, e in zip(fast.cache._fields, fast.cache, ref.cache):
         if name == "lengths":
@@ -44,7 +44,7 @@ def test_caches_are_interchangeable(cell, dtype):
             assert_close(a, e, name=f"cache.{name}")
     cross = cell.backward(p["dy"], ref.cache, *p["dstates_n"])
     expected = cell.ref_backward(p["dy"], ref.cache, *p["dstates_n"])
-    for name, a, e in zip(grad_names(cell), cross, expected):
+    for name, a, e in zip(cell.grad_names, cross, expected):
         assert_close(a, e, name=name)
 
 
@@ -54,19 +54,26 @@ def test_matches_textbook_equations(cell, impl, dtype):
     """One step, written out from the documented equations, guards both twins at once."""
     p = make_problem(cell, 1, 2, 3, 4, dtype)
     forward, _ = cell.impl(impl)
-    out = forward(p["x"], p["w_ih"], p["w_hh"], p["b"], *p["states0"])
+    out = forward(*forward_args(cell, p))
     x = p["x"][0].astype(np.float64)
     h0 = p["states0"][0].astype(np.float64)
-    a = x @ p["w_ih"].T.astype(np.float64) + h0 @ p["w_hh"].T.astype(np.float64) + p["b"]
-    if cell.name == "lstm":
-        H = 4
-        sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731 - small, moderate inputs only
+    H = 4
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731 - small, moderate inputs only
+    if cell.name == "gru":
+        a_i = x @ p["w_ih"].T.astype(np.float64) + p["b_ih"]
+        a_h = h0 @ p["w_hh"].T.astype(np.float64) + p["b_hh"]
+        r = sig(a_i[:, :H] + a_h[:, :H])
+        z = sig(a_i[:, H:2 * H] + a_h[:, H:2 * H])
+        n = np.tanh(a_i[:, 2 * H:] + r * a_h[:, 2 * H:])
+        h = (1 - z) * n + z * h0
+    elif cell.name == "lstm":
+        a = x @ p["w_ih"].T.astype(np.float64) + h0 @ p["w_hh"].T.astype(np.float64) + p["b"]
         i, f, g, o = sig(a[:, :H]), sig(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), sig(a[:, 3 * H:])
         c = f * p["states0"][1] + i * g
         h = o * np.tanh(c)
         assert_close(cell.final_state(out)[1], c.astype(dtype), name="c_n")
     else:
-        h = np.tanh(a)
+        h = np.tanh(x @ p["w_ih"].T.astype(np.float64) + h0 @ p["w_hh"].T.astype(np.float64) + p["b"])
     assert_close(out.y[0], h.astype(dtype), rtol=1e-5 if dtype == np.float32 else 1e-12, name="y")
 
 
@@ -83,10 +90,11 @@ def test_float32_kernels_do_no_float64_work(cell):
     """No float64 arithmetic hides in a float32 call (a bare 1.0 literal would promote)."""
     p = make_problem(cell, 2, 2, 3, 4, np.float32)
     run_cell(cell, "fast", p)
-    from fastrnn.kernels import lstm, rnn
+    from fastrnn.kernels import gru, lstm, rnn
 
     kernels = {"lstm": (lstm.lstm_forward_kernel, lstm.lstm_backward_kernel),
-               "rnn": (rnn.rnn_forward_kernel, rnn.rnn_backward_kernel)}[cell.name]
+               "rnn": (rnn.rnn_forward_kernel, rnn.rnn_backward_kernel),
+               "gru": (gru.gru_forward_kernel, gru.gru_backward_kernel)}[cell.name]
     for kernel in kernels:
         for signature in kernel.signatures:
             if "float32" not in str(signature[0]):
@@ -109,9 +117,10 @@ def test_empty_sequences_and_batches(cell, impl, T, B):
     assert y.shape == (T, B, 4)
     for final, initial in zip(states, p["states0"]):
         np.testing.assert_array_equal(final, initial if T == 0 else final)
-    dx, dw_ih, dw_hh, db, *dstates0 = grads
+    n_params = 2 + len(cell.bias_names)
+    dx, params, dstates0 = grads[0], grads[1:1 + n_params], grads[1 + n_params:]
     assert dx.shape == (T, B, 3)
-    assert not dw_ih.any() and not dw_hh.any() and not db.any()
+    assert not any(grad.any() for grad in params)
     if T == 0:
         for d0, dn in zip(dstates0, p["dstates_n"]):
             np.testing.assert_array_equal(d0, dn)

@@ -51,7 +51,7 @@ def test_fast_matches_reference(case):
         assert_close(got, want, floor=floor if k >= n_forward else 0.0, name=f"output {k}")
 
 
-ARGUMENT_NAMES = ("x", "w_ih", "w_hh", "b", "h0", "c0", "dy", "dh_n", "dc_n", "cache", "check_finite")
+ARGUMENT_NAMES = ("x", "w_ih", "w_hh", "b", "b_ih", "b_hh", "h0", "c0", "dy", "dh_n", "dc_n", "cache", "check_finite")
 NAMED_ERROR = re.compile(rf"^({'|'.join(ARGUMENT_NAMES)})\b")
 ODD_DTYPES = [np.int64, np.bool_, np.float16, np.complex128, np.object_]
 
@@ -78,8 +78,8 @@ def fuzzed_calls(draw):
             array = array.astype(draw(st.sampled_from([np.float32, np.float64, *ODD_DTYPES])))
         return as_layout(draw(st.sampled_from(sorted(LAYOUTS))), array) if array.dtype.kind == "f" else array
 
-    forward = {"x": argument("TBD"), "w_ih": argument(("GH", "D")), "w_hh": argument(("GH", "H")),
-               "b": argument(("GH",))}
+    forward = {"x": argument("TBD"), "w_ih": argument(("GH", "D")), "w_hh": argument(("GH", "H"))}
+    forward.update({name: argument(("GH",)) for name in cell.bias_names})
     forward.update({name: argument("BH", optional=True) for name in cell.state_names})
     backward = {"dy": argument("TBH")}
     backward.update({f"d{name[0]}_n": argument("BH", optional=True) for name in cell.state_names})

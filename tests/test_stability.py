@@ -18,7 +18,8 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import DTYPES, assert_close, flat_outputs, make_problem, run_cell, saturated_gradient_floor
+from conftest import (DTYPES, assert_close, biases, flat_outputs, forward_args, make_problem, run_cell,
+                      saturated_gradient_floor)
 
 IMPLS = ["fast", "reference"]
 SCALES = [1e1, 1e2, 1e3, 1e4]
@@ -38,14 +39,18 @@ def large_problem(cell, dtype, scale: float, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed + 1)
     p["w_ih"] = p["w_ih"] * scale / np.sqrt(D)
     p["w_hh"] = p["w_hh"] * scale / np.sqrt(H)
-    p["b"] = scale * rng.uniform(-1, 1, p["b"].shape)
+    for name in cell.bias_names:
+        p[name] = scale * rng.uniform(-1, 1, p[name].shape)
     return {k: tuple(a.astype(dtype) for a in v) if isinstance(v, tuple) else v.astype(dtype) for k, v in p.items()}
 
 
 def largest_preactivation(cell, problem) -> float:
-    out = cell.ref_forward(problem["x"], problem["w_ih"], problem["w_hh"], problem["b"], *problem["states0"])
+    out = cell.ref_forward(*forward_args(cell, problem))
     x, w_ih, w_hh, h = (np.asarray(a, np.float64) for a in (out.cache.x, out.cache.w_ih, out.cache.w_hh, out.cache.h))
-    return float(np.abs(x @ w_ih.T + h[:-1] @ w_hh.T + problem["b"].astype(np.float64)).max())
+    a = x @ w_ih.T + h[:-1] @ w_hh.T + sum(b.astype(np.float64) for b in biases(cell, problem))
+    if cell.name == "gru":  # r scales n's recurrent term, so only r's and z's are plain sums
+        a = a[..., :2 * h.shape[-1]]
+    return float(np.abs(a).max())
 
 
 @pytest.mark.parametrize("scale", SCALES, ids=lambda s: f"{s:.0e}")
@@ -69,6 +74,14 @@ def test_large_preactivations_stay_finite_without_warnings(cell, dtype, scale):
         assert_close(got, want, floor=floor)
 
 
+def weightless_problem(cell, T, B, D, H, dtype) -> dict:
+    """A problem with zero weights: every pre-activation is its bias alone (set by the caller)."""
+    p = make_problem(cell, T, B, D, H, dtype)
+    p["w_ih"] = np.zeros_like(p["w_ih"])
+    p["w_hh"] = np.zeros_like(p["w_hh"])
+    return p
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("signs", list(itertools.product([-1, 1], repeat=4)), ids=lambda s: "".join("+-"[v < 0] for v in s))
@@ -82,9 +95,7 @@ def test_fully_saturated_lstm_is_exact(impl, dtype, signs):
 
     cell = CELLS["lstm"]
     T, B, D, H = 5, 2, 3, 4
-    p = make_problem(cell, T, B, D, H, dtype)
-    p["w_ih"] = np.zeros_like(p["w_ih"])
-    p["w_hh"] = np.zeros_like(p["w_hh"])
+    p = weightless_problem(cell, T, B, D, H, dtype)
     p["b"] = np.repeat(np.array(signs, dtype) * dtype(1e4), H)
     with strict_numerics():
         y, (h_n, c_n), (dx, dw_ih, dw_hh, db, dh0, dc0) = run_cell(cell, impl, p)
@@ -114,12 +125,39 @@ def test_fully_saturated_rnn_is_exact(impl, dtype, sign):
     from fastrnn.registry import CELLS
 
     cell = CELLS["rnn"]
-    p = make_problem(cell, 5, 2, 3, 4, dtype)
-    p["w_ih"] = np.zeros_like(p["w_ih"])
-    p["w_hh"] = np.zeros_like(p["w_hh"])
+    p = weightless_problem(cell, 5, 2, 3, 4, dtype)
     p["b"] = np.full_like(p["b"], sign * 1e4)
     with strict_numerics():
         y, (h_n,), grads = run_cell(cell, impl, p)
     np.testing.assert_array_equal(y, np.full_like(y, sign))
     for name, grad in zip(("dx", "dw_ih", "dw_hh", "db", "dh0"), grads):
         assert not grad.any(), f"{name} should be exactly zero"
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("signs", list(itertools.product([-1, 1], repeat=3)), ids=lambda s: "".join("+-"[v < 0] for v in s))
+def test_fully_saturated_gru_is_exact(impl, dtype, signs):
+    """r, z, n pre-activations of exactly +-1e4 (in b_ih; weights and b_hh zero) give r, z in {0, 1}, n = +-1.
+
+    Then h' = (1 - z)*n + z*h exactly, every gate's local derivative is 0, and
+    the only gradient path is the direct one through z: dh0 = z**T * (dh_n + sum dy).
+    """
+    from fastrnn.registry import CELLS
+
+    cell = CELLS["gru"]
+    T, B, D, H = 5, 2, 3, 4
+    p = weightless_problem(cell, T, B, D, H, dtype)
+    p["b_ih"] = np.repeat(np.array(signs, dtype) * dtype(1e4), H)
+    p["b_hh"] = np.zeros_like(p["b_hh"])
+    with strict_numerics():
+        y, (h_n,), (dx, dw_ih, dw_hh, db_ih, db_hh, dh0) = run_cell(cell, impl, p)
+    z, n = (signs[1] + 1) // 2, signs[2]
+    h = p["states0"][0]
+    for t in range(T):
+        h = (1 - z) * n + z * h
+        np.testing.assert_array_equal(y[t], h.astype(dtype))
+    for name, grad in (("dx", dx), ("dw_ih", dw_ih), ("dw_hh", dw_hh), ("db_ih", db_ih), ("db_hh", db_hh)):
+        assert not grad.any(), f"{name} should be exactly zero"
+    expected = z * (p["dstates_n"][0].astype(np.float64) + p["dy"].astype(np.float64).sum(axis=0))
+    assert_close(dh0, expected.astype(dtype), name="dh0")

@@ -8,7 +8,7 @@ import numba
 import numpy as np
 import pytest
 
-from fastrnn.kernels import lstm, rnn
+from fastrnn.kernels import gru, lstm, rnn
 
 from conftest import DTYPES, flat_outputs, make_problem, run_cell
 
@@ -22,8 +22,8 @@ def dispatchers(module) -> list:
 
 
 def test_every_kernel_releases_the_gil():
-    kernels = dispatchers(lstm) + dispatchers(rnn)
-    assert len(kernels) >= 4
+    kernels = dispatchers(lstm) + dispatchers(rnn) + dispatchers(gru)
+    assert len(kernels) >= 6
     for kernel in kernels:
         assert kernel.targetoptions.get("nogil") is True, kernel.__name__
 

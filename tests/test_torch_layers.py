@@ -20,6 +20,9 @@ torch = pytest.importorskip(
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 SHAPES = [(1, 1, 3, 5), (6, 1, 4, 2), (5, 3, 4, 4)]  # (T, B, D, H): T = 1, B = 1, D != H
+MODES = ["LSTM", "RNN", "GRU"]
+STACKS = [pytest.param(dict(num_layers=2), id="2layers"), pytest.param(dict(bidirectional=True), id="bidirectional"),
+          pytest.param(dict(num_layers=3, bidirectional=True), id="3layers-bidirectional")]
 
 
 def make_module(mode, D, H, dtype, seed, **options):
@@ -28,17 +31,18 @@ def make_module(mode, D, H, dtype, seed, **options):
 
 
 def draw_problem(module, T, B, dtype, seed):
-    """x, initial states and upstream gradients, in the module's layout (states (1, B, H))."""
+    """x, initial states and upstream gradients, in the module's layout (states (L*Z, B, H))."""
     rng = np.random.default_rng(seed)
     draw = lambda *shape: rng.standard_normal(shape).astype(dtype)  # noqa: E731
-    D, H = module.input_size, module.hidden_size
+    D, H, Z = module.input_size, module.hidden_size, 1 + module.bidirectional
+    LZ = module.num_layers * Z
     sequence = (B, T) if module.batch_first else (T, B)
     n_states = 2 if module.mode == "LSTM" else 1
     return {
         "x": draw(*sequence, D),
-        "states0": tuple(draw(1, B, H) for _ in range(n_states)),
-        "dy": draw(*sequence, H),
-        "dstates_n": tuple(draw(1, B, H) for _ in range(n_states)),
+        "states0": tuple(draw(LZ, B, H) for _ in range(n_states)),
+        "dy": draw(*sequence, Z * H),
+        "dstates_n": tuple(draw(LZ, B, H) for _ in range(n_states)),
     }
 
 
@@ -69,13 +73,8 @@ def torch_run(module, p):
     return to_numpy(y), tuple(map(to_numpy, finals)), to_numpy(x.grad), tuple(to_numpy(s.grad) for s in states0)
 
 
-@pytest.mark.parametrize("batch_first", [False, True], ids=["time_major", "batch_first"])
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("T,B,D,H", SHAPES)
-@pytest.mark.parametrize("mode", ["LSTM", "RNN"])
-def test_layer_matches_torch_module_autograd(mode, T, B, D, H, dtype, batch_first):
-    seed = T * 100 + B * 10 + D
-    module = make_module(mode, D, H, dtype, seed, batch_first=batch_first)
+def assert_layer_matches_torch(module, T, B, dtype, seed):
+    """Outputs, final states, dx, dstates0 and every parameter gradient, by torch's names."""
     layer = from_torch(module)
     p = draw_problem(module, T, B, dtype, seed)
     y, finals, dx, dstates0 = layer_run(layer, p)
@@ -92,17 +91,36 @@ def test_layer_matches_torch_module_autograd(mode, T, B, D, H, dtype, batch_firs
         assert_close(layer.grads[name], grad, name=f"grads[{name!r}]")
 
 
+@pytest.mark.parametrize("batch_first", [False, True], ids=["time_major", "batch_first"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("mode", ["LSTM", "RNN"])
-def test_from_torch_then_to_torch_is_exact(mode, dtype):
-    module = make_module(mode, 3, 4, dtype, seed=0, batch_first=True)
+@pytest.mark.parametrize("T,B,D,H", SHAPES)
+@pytest.mark.parametrize("mode", MODES)
+def test_layer_matches_torch_module_autograd(mode, T, B, D, H, dtype, batch_first):
+    seed = T * 100 + B * 10 + D
+    assert_layer_matches_torch(make_module(mode, D, H, dtype, seed, batch_first=batch_first), T, B, dtype, seed)
+
+
+@pytest.mark.parametrize("batch_first", [False, True], ids=["time_major", "batch_first"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("options", STACKS)
+@pytest.mark.parametrize("mode", MODES)
+def test_stacked_and_bidirectional_layers_match_torch(mode, options, dtype, batch_first):
+    module = make_module(mode, 3, 4, dtype, seed=4, batch_first=batch_first, **options)
+    assert_layer_matches_torch(module, 5, 2, dtype, seed=4)
+
+
+@pytest.mark.parametrize("options", [pytest.param({}, id="1layer"), *STACKS])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("mode", MODES)
+def test_from_torch_then_to_torch_is_exact(mode, dtype, options):
+    module = make_module(mode, 3, 4, dtype, seed=0, batch_first=True, **options)
     layer = from_torch(module)
-    assert (type(layer), layer.dtype) == ({"LSTM": nn.LSTM, "RNN": nn.RNN}[mode], np.dtype(dtype))
-    assert (layer.input_size, layer.hidden_size, layer.batch_first) == (3, 4, True)
+    assert (type(layer), layer.dtype) == ({"LSTM": nn.LSTM, "RNN": nn.RNN, "GRU": nn.GRU}[mode], np.dtype(dtype))
+    config = (3, 4, True, module.num_layers, module.bidirectional)
+    assert (layer.input_size, layer.hidden_size, layer.batch_first, layer.num_layers, layer.bidirectional) == config
     back = to_torch(layer)
     assert type(back) is type(module)
-    assert (back.input_size, back.hidden_size, back.batch_first, back.num_layers, back.bidirectional) == (
-        3, 4, True, 1, False)
+    assert (back.input_size, back.hidden_size, back.batch_first, back.num_layers, back.bidirectional) == config
     original = module.state_dict()
     assert list(back.state_dict()) == list(original)
     for name, tensor in back.state_dict().items():
@@ -113,8 +131,9 @@ def test_from_torch_then_to_torch_is_exact(mode, dtype):
     assert module.weight_hh_l0.abs().sum() > 0 and back.weight_hh_l0.abs().sum() > 0
 
 
-def test_bias_free_module_becomes_zero_biases():
-    module = make_module("LSTM", 3, 4, np.float64, seed=2, bias=False)
+@pytest.mark.parametrize("mode", MODES)
+def test_bias_free_module_becomes_zero_biases(mode):
+    module = make_module(mode, 3, 4, np.float64, seed=2, bias=False)
     layer = from_torch(module)
     assert not layer.params["bias_ih_l0"].any() and not layer.params["bias_hh_l0"].any()
     p = draw_problem(module, 5, 2, np.float64, seed=2)
@@ -128,7 +147,6 @@ def test_bias_free_module_becomes_zero_biases():
     [
         (lambda: torch.nn.LSTM(3, 4, proj_size=2), ValueError, "proj_size"),
         (lambda: torch.nn.RNN(3, 4, nonlinearity="relu"), ValueError, "nonlinearity='relu'"),
-        (lambda: torch.nn.GRU(3, 4), ValueError, "GRU"),
         (lambda: torch.nn.LSTM(3, 4, num_layers=2, dropout=0.1), ValueError, "dropout"),
         (lambda: torch.nn.LSTM(3, 4).half(), TypeError, r"float16.*module.float\(\)"),
     ],
@@ -139,26 +157,8 @@ def test_from_torch_rejects_what_fastrnn_cannot_reproduce(build, error, match):
 
 
 def test_to_torch_rejects_other_objects():
-    with pytest.raises(TypeError, match="fastrnn.nn.LSTM or fastrnn.nn.RNN; got Linear"):
+    with pytest.raises(TypeError, match="fastrnn.nn.LSTM, fastrnn.nn.RNN or fastrnn.nn.GRU; got Linear"):
         to_torch(nn.Linear(3, 4))
-
-
-@pytest.mark.parametrize("options", [dict(num_layers=2), dict(bidirectional=True)])
-def test_stacked_modules_convert_or_say_what_to_use(options):
-    """Layers that the layer API lacks raise and point to the functional helpers; once it has them, they match."""
-    module = make_module("LSTM", 3, 4, np.float64, seed=4, **options)
-    try:
-        layer = from_torch(module)
-    except NotImplementedError as error:
-        assert "weights_from_torch" in str(error)
-        return
-    p = draw_problem(module, 4, 2, np.float64, seed=4)
-    p["states0"] = tuple(np.repeat(s, module.num_layers * (1 + module.bidirectional), axis=0) for s in p["states0"])
-    p["dstates_n"] = tuple(np.repeat(s, module.num_layers * (1 + module.bidirectional), axis=0)
-                           for s in p["dstates_n"])
-    for a, e in zip(layer_run(layer, p), torch_run(module, p)):
-        for a_item, e_item in zip(a if isinstance(a, tuple) else (a,), e if isinstance(e, tuple) else (e,)):
-            assert_close(a_item, e_item)
 
 
 def test_training_in_fastrnn_equals_training_in_torch():

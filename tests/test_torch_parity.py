@@ -6,7 +6,8 @@ each named weight and bias, and the initial states -- with upstream gradients
 on ``y`` and on every final state, i.e. the loss
 ``sum(dy*y) + sum(dh_n*h_n) + sum(dc_n*c_n)`` that fastrnn's backward differentiates.
 
-The weights are moved by hand here (``b = bias_ih_l0 + bias_hh_l0``), not
+The weights are moved by hand here (``b = bias_ih_l0 + bias_hh_l0``; the GRU
+takes both biases), not
 through :mod:`fastrnn.interop`, so these tests pin the kernels and the layout
 independently of the conversion helpers (tests/test_interop.py covers those).
 """
@@ -16,13 +17,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import DTYPES, assert_close, grad_names
+from conftest import DTYPES, assert_close
 
 torch = pytest.importorskip(
     "torch", reason="PyTorch is not installed; install the 'peers' extra (torch==2.13.0) to compare with torch autograd"
 )
 
-TORCH_MODULES = {"lstm": torch.nn.LSTM, "rnn": torch.nn.RNN}
+TORCH_MODULES = {"lstm": torch.nn.LSTM, "rnn": torch.nn.RNN, "gru": torch.nn.GRU}
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 # (T, B, D, H): T = 1, B = 1, D < H, D > H, D == H, a longer sequence.
 SHAPES = [(1, 1, 3, 5), (1, 4, 6, 2), (7, 1, 4, 3), (5, 3, 4, 4), (12, 2, 5, 7)]
@@ -62,18 +63,23 @@ def torch_run(cell, module, p):
     return to_numpy(y), tuple(to_numpy(s[0]) for s in finals), {k: to_numpy(g) for k, g in grads.items()}
 
 
+def module_biases(cell, module) -> tuple:
+    """The cell's bias arguments from a torch module: (bias_ih + bias_hh,), or both for the GRU; zeros if bias=False."""
+    if module.bias:
+        b_ih, b_hh = module.bias_ih_l0.detach().numpy(), module.bias_hh_l0.detach().numpy()
+    else:
+        b_ih = b_hh = np.zeros_like(module.weight_hh_l0.detach().numpy()[:, 0])  # (G*H,)
+    return (b_ih, b_hh) if len(cell.bias_names) == 2 else (b_ih + b_hh,)
+
+
 def fastrnn_run(cell, impl, module, p):
     """Forward and backward in fastrnn on the module's weights; grads by name."""
     forward, backward = cell.impl(impl)
     w_ih = module.weight_ih_l0.detach().numpy()
     w_hh = module.weight_hh_l0.detach().numpy()
-    if module.bias:
-        b = (module.bias_ih_l0 + module.bias_hh_l0).detach().numpy()
-    else:
-        b = np.zeros(w_hh.shape[0], w_hh.dtype)
-    out = forward(p["x"], w_ih, w_hh, b, *p["states0"])
+    out = forward(p["x"], w_ih, w_hh, *module_biases(cell, module), *p["states0"])
     grads = backward(p["dy"], out.cache, *p["dstates_n"])
-    return out.y, cell.final_state(out), dict(zip(grad_names(cell), grads))
+    return out.y, cell.final_state(out), dict(zip(cell.grad_names, grads))
 
 
 @pytest.mark.parametrize("impl", ["fast", "reference"])
@@ -86,9 +92,10 @@ def test_matches_torch_autograd(cell, impl, dtype, T, B, D, H):
     assert_close(y, y_t, name="y")
     for name, actual, expected in zip(("h_n", "c_n"), finals, finals_t):
         assert_close(actual, expected, name=name)
-    # torch's two biases are only ever added, so each gets fastrnn's db.
-    grads_t["db"] = grads_t.pop("db_ih")
-    assert_close(grads["db"], grads_t.pop("db_hh"), name="db vs bias_hh_l0.grad")
+    if "db" in grads:
+        # torch's two biases are only ever added, so each gets fastrnn's db.
+        grads_t["db"] = grads_t.pop("db_ih")
+        assert_close(grads["db"], grads_t.pop("db_hh"), name="db vs bias_hh_l0.grad")
     assert set(grads) == set(grads_t)
     for name in grads:
         assert_close(grads[name], grads_t[name], name=name)
@@ -115,11 +122,12 @@ def test_default_states_match_torch(cell, impl):
     y_t, _ = module(x)
     (torch.tensor(p["dy"]) * y_t).sum().backward()
     forward, backward = cell.impl(impl)
-    b = (module.bias_ih_l0 + module.bias_hh_l0).detach().numpy()
-    out = forward(p["x"], module.weight_ih_l0.detach().numpy(), module.weight_hh_l0.detach().numpy(), b)
-    dx, dw_ih, dw_hh, db, *_ = backward(p["dy"], out.cache)
+    biases = module_biases(cell, module)
+    out = forward(p["x"], module.weight_ih_l0.detach().numpy(), module.weight_hh_l0.detach().numpy(), *biases)
+    dx, dw_ih, dw_hh, *dbiases = backward(p["dy"], out.cache)[:3 + len(biases)]
     assert_close(out.y, y_t.detach().numpy(), name="y")
     assert_close(dx, x.grad.numpy(), name="dx")
     assert_close(dw_ih, module.weight_ih_l0.grad.numpy(), name="dw_ih")
     assert_close(dw_hh, module.weight_hh_l0.grad.numpy(), name="dw_hh")
-    assert_close(db, module.bias_ih_l0.grad.numpy(), name="db")
+    for db, torch_bias in zip(dbiases, (module.bias_ih_l0, module.bias_hh_l0)):
+        assert_close(db, torch_bias.grad.numpy(), name="db")

@@ -18,7 +18,7 @@ import pytest
 
 from fastrnn.registry import CELLS
 
-from conftest import make_problem
+from conftest import forward_args, make_problem
 
 T, B, D, H = 3, 2, 5, 4  # all different, so a swapped axis cannot pass unnoticed
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -48,7 +48,8 @@ def dstate_name(state: str) -> str:
 
 def arg_letters(cell) -> tuple[dict, dict]:
     """Each argument's shape in letters, in the order the wrappers check them."""
-    forward = {"x": ("T", "B", "D"), "w_hh": ("GH", "H"), "w_ih": ("GH", "D"), "b": ("GH",)}
+    forward = {"x": ("T", "B", "D"), "w_hh": ("GH", "H"), "w_ih": ("GH", "D")}
+    forward.update({bias: ("GH",) for bias in cell.bias_names})
     forward.update({state: ("B", "H") for state in cell.state_names})
     backward = {"dy": ("T", "B", "H")}
     backward.update({dstate_name(state): ("B", "H") for state in cell.state_names})
@@ -160,8 +161,9 @@ def none_cases(cell):
 def other_forward_cases(cell):
     yield Case("x-ragged-list", "forward", replace(0, "x", lambda a: [a[0].tolist(), a[1, :1].tolist()]),
                ValueError, r"^x could not be converted to an array of shape \(T, B, D\)")
-    yield Case("b-scalar", "forward", replace(0, "b", lambda a: 0.5), ValueError,
-               r"^b must be 1-D with shape .*; got 0-D shape \(\)")
+    for bias in cell.bias_names:
+        yield Case(f"{bias}-scalar", "forward", replace(0, bias, lambda a: 0.5), ValueError,
+                   rf"^{bias} must be 1-D with shape .*; got 0-D shape \(\)")
     yield Case("w_hh-H0", "forward", replace(0, "w_hh", lambda a: a[:0, :0]), ValueError,
                r"^w_hh has shape \(0, 0\); the hidden size H .* must be at least 1")
     for phase, index in (("forward", 0), ("backward", 1)):
@@ -171,16 +173,22 @@ def other_forward_cases(cell):
                        rf"^check_finite must be True or False; got {type(flag).__name__} ")
 
 
+def reference_cache(cell):
+    return cell.ref_forward(*forward_args(cell, make_problem(cell, T, B, D, H, np.float64))).cache
+
+
+def is_tampering(array, make) -> bool:
+    changed = make(array)
+    return not (type(changed) is np.ndarray and changed.dtype == array.dtype and changed.shape == array.shape
+                and changed.flags.c_contiguous)
+
+
 def cache_cases(cell):
-    cache_type = "LSTMCache" if cell.gates == 4 else "RNNCache"
+    cache_type = type(reference_cache(cell)).__name__
     producer = f"{cell.name}_forward"
     other_cell = CELLS["rnn" if cell.name == "lstm" else "lstm"]
-
-    def other_cells_cache(cache):
-        p = make_problem(other_cell, T, B, D, H, np.float64)
-        return other_cell.ref_forward(p["x"], p["w_ih"], p["w_hh"], p["b"]).cache
-
-    for label, make, got in (("other-cell", other_cells_cache, "RNNCache" if cell.gates == 4 else "LSTMCache"),
+    other_type = type(reference_cache(other_cell)).__name__
+    for label, make, got in (("other-cell", lambda cache: reference_cache(other_cell), other_type),
                              ("plain-tuple", tuple, "tuple"), ("list", list, "list"), ("None", lambda c: None, "NoneType")):
         yield Case(f"cache-{label}", "backward", replace(1, "cache", make), TypeError,
                    rf"^cache must be the {cache_type} returned by {producer}; got {got}$")
@@ -196,9 +204,11 @@ def cache_cases(cell):
         "extra-axis": lambda a: a[np.newaxis],
         "subclass": lambda a: a.view(ArraySubclass),
     }
-    fields = ("x", "w_ih", "w_hh", "h", "c", "gates") if cell.gates == 4 else ("x", "w_ih", "w_hh", "h")
-    for field in fields:
+    sample = reference_cache(cell)
+    for field in sample._fields:
         for label, make in tamperings.items():
+            if not is_tampering(getattr(sample, field), make):
+                continue  # e.g. int64 or F-order of the 1-D int64 lengths: nothing changes
             # x defines T and the dtype, so changing those puts the blame on what no longer fits x.
             blamed = {("x", "shorter"): "h", ("x", "float32"): "w_hh"}.get((field, label), field)
             yield Case(f"cache.{field}-{label}", "backward",
@@ -225,8 +235,7 @@ CASES = [pytest.param(name, case, id=f"{name}-{case.phase}-{case.id}")
 
 def valid_kwargs(cell, dtype=np.float64):
     p = make_problem(cell, T, B, D, H, dtype)
-    forward = dict(x=p["x"], w_ih=p["w_ih"], w_hh=p["w_hh"], b=p["b"], check_finite=False)
-    forward.update(zip(cell.state_names, p["states0"]))
+    forward = dict(zip(cell.arg_names, forward_args(cell, p)), check_finite=False)
     backward = dict(dy=p["dy"], check_finite=False)
     backward.update((dstate_name(s), d) for s, d in zip(cell.state_names, p["dstates_n"]))
     return forward, backward

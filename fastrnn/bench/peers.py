@@ -3,8 +3,8 @@
 Nothing here is imported unless a peer is benchmarked.  Each peer gets the same
 inputs, dtype and thread count as fastrnn:
 
-* torch: ``nn.LSTM`` / ``nn.RNN(nonlinearity="tanh")``, time-major, weights
-  copied in.  Forward-only runs under ``torch.no_grad()`` (torch's fastest
+* torch: ``nn.LSTM`` / ``nn.RNN(nonlinearity="tanh")`` / ``nn.GRU``,
+  time-major, weights copied in.  Forward-only runs under ``torch.no_grad()`` (torch's fastest
   inference path, oneDNN for float32); fwd+bwd computes gradients for ``x`` and
   every parameter.
 * jax: the cell written with ``lax.scan`` under ``jit``, the input projection
@@ -71,14 +71,20 @@ def _torch_runner(cell, shape, dtype, mode, inputs):
     tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
     if cell.name == "lstm":
         module = torch.nn.LSTM(D, H)
+    elif cell.name == "gru":
+        module = torch.nn.GRU(D, H)
     else:
         module = torch.nn.RNN(D, H, nonlinearity="tanh")
     module = module.to(tdtype)
     with torch.no_grad():
         module.weight_ih_l0.copy_(torch.from_numpy(inputs["w_ih"]))
         module.weight_hh_l0.copy_(torch.from_numpy(inputs["w_hh"]))
-        module.bias_ih_l0.copy_(torch.from_numpy(inputs["b"]))
-        module.bias_hh_l0.zero_()
+        if cell.bias_names == ("b_ih", "b_hh"):
+            module.bias_ih_l0.copy_(torch.from_numpy(inputs["b_ih"]))
+            module.bias_hh_l0.copy_(torch.from_numpy(inputs["b_hh"]))
+        else:
+            module.bias_ih_l0.copy_(torch.from_numpy(inputs["b"]))
+            module.bias_hh_l0.zero_()
     x = torch.from_numpy(inputs["x"])
     dy = torch.from_numpy(inputs["dy"])
     lengths = inputs.get("lengths")
@@ -118,7 +124,7 @@ def _jax_runner(cell, shape, dtype, mode, inputs):
     if np.dtype(dtype) == np.float64:
         jax.config.update("jax_enable_x64", True)
     T, B, D, H = shape
-    params = tuple(jnp.asarray(inputs[k]) for k in ("w_ih", "w_hh", "b"))
+    params = tuple(jnp.asarray(inputs[k]) for k in ("w_ih", "w_hh", *cell.bias_names))
     x = jnp.asarray(inputs["x"])
     dy = jnp.asarray(inputs["dy"])
     zeros = jnp.zeros((B, H), dtype)
@@ -159,7 +165,26 @@ def _jax_runner(cell, shape, dtype, mode, inputs):
         _, y = lax.scan(step, zeros, (projected, mask))
         return y
 
-    model = lstm if cell.name == "lstm" else rnn
+    def gru(params, x):
+        w_ih, w_hh, b_ih, b_hh = params
+        projected = jnp.einsum("tbd,gd->tbg", x, w_ih) + b_ih  # (T, B, 3H)
+
+        def step(h, inputs_t):
+            p_t, m_t = inputs_t
+            a_r, a_z, a_n = jnp.split(p_t, 3, axis=-1)
+            g_r, g_z, g_n = jnp.split(h @ w_hh.T + b_hh, 3, axis=-1)
+            r = jax.nn.sigmoid(a_r + g_r)
+            z = jax.nn.sigmoid(a_z + g_z)
+            n = jnp.tanh(a_n + r * g_n)
+            h_new = (1 - z) * n + z * h
+            if m_t is None:
+                return h_new, h_new
+            return jnp.where(m_t, h_new, h), jnp.where(m_t, h_new, 0)
+
+        _, y = lax.scan(step, zeros, (projected, mask))
+        return y
+
+    model = {"lstm": lstm, "rnn": rnn, "gru": gru}[cell.name]
     if mode in ("fwd", "y"):
         compiled = jax.jit(model)
         if mode == "y":

@@ -42,7 +42,7 @@ def make_inputs(cell: Cell, shape: Shape, dtype, seed: int = 0, varlen: bool = F
         "x": rng.standard_normal((T, B, D)).astype(dtype),
         "w_ih": uniform(G * H, D),
         "w_hh": uniform(G * H, H),
-        "b": uniform(G * H),
+        **{name: uniform(G * H) for name in cell.bias_names},  # "b", or "b_ih" and "b_hh"
         "dy": rng.standard_normal((T, B, H)).astype(dtype),
         "lengths": varied_lengths(T, B, seed) if varlen else None,
     }
@@ -54,15 +54,16 @@ def numpy_runner(cell: Cell, impl: str, shape: Shape, dtype, mode: str, forward=
     if forward is None:
         forward, backward = cell.impl("fast" if impl == "fastrnn" else "reference")
     p = make_inputs(cell, shape, dtype, varlen=varlen)
-    x, w_ih, w_hh, b, dy = p["x"], p["w_ih"], p["w_hh"], p["b"], p["dy"]
+    x, dy = p["x"], p["dy"]
+    params = (p["w_ih"], p["w_hh"], *(p[name] for name in cell.bias_names))
     extra = {"lengths": p["lengths"]} if varlen else {}
     if mode == "fwd":
-        return lambda: forward(x, w_ih, w_hh, b, **extra)
+        return lambda: forward(x, *params, **extra)
     if mode == "y":  # for tests: the outputs, to check that every implementation computes the same thing
-        return lambda: forward(x, w_ih, w_hh, b, **extra).y
+        return lambda: forward(x, *params, **extra).y
 
     def run():
-        out = forward(x, w_ih, w_hh, b, **extra)
+        out = forward(x, *params, **extra)
         backward(dy, out.cache)
 
     return run

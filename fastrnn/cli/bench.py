@@ -19,7 +19,7 @@ HELP = "benchmark fastrnn against the reference, PyTorch and JAX"
 
 def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="a small grid that finishes in seconds")
-    parser.add_argument("--cell", nargs="+", choices=["lstm", "rnn"], default=["lstm", "rnn"])
+    parser.add_argument("--cell", nargs="+", choices=["lstm", "rnn", "gru"], default=["lstm", "rnn"])
     parser.add_argument("--dtype", nargs="+", choices=["float32", "float64"], default=["float32"])
     parser.add_argument("--batch", nargs="+", type=int, metavar="B", help="batch sizes")
     parser.add_argument("--hidden", nargs="+", type=int, metavar="H", help="hidden sizes")

@@ -122,4 +122,4 @@ def lstm_backward_kernel(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates
     dh0, dc0 on exit; dgates (T,B,4H), work (B,H) scratch; writes dx (T,B,D), dw_ih (4H,D),
     dw_hh (4H,H), db (4H,).  Only the dh/dc recurrence is sequential."""
     lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, 0, x.shape[1])
-    backward_products(x, w_ih, h, dgates, dx, dw_ih, dw_hh, db)
+    backward_products(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db)

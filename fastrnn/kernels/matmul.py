@@ -59,17 +59,21 @@ def project(x, w_ih, out):
 
 
 @jit
-def backward_products(x, w_ih, h, dpre, dx, dw_ih, dw_hh, db):
-    """Everything in backward that is not sequential, as GEMMs over all T*B rows:
-    dpre (T,B,G*H) pre-activation grads; x (T,B,D); h (T+1,B,H) -> dx (T,B,D), dw_ih (G*H,D),
-    dw_hh (G*H,H) (from h[:T], the state each step read), db (G*H,)."""
+def backward_products(x, w_ih, h, dpre_ih, dpre_hh, dx, dw_ih, dw_hh, db):
+    """Everything in backward that is not sequential, as GEMMs over all T*B rows.
+
+    dpre_ih, dpre_hh (T,B,G*H): pre-activation gradients on the input and the
+    recurrent side (the same array for the LSTM and RNN; the GRU's differ);
+    x (T,B,D); h (T+1,B,H) -> dx (T,B,D), dw_ih (G*H,D), dw_hh (G*H,H) (from
+    h[:T], the state each step read), db (G*H,) from the input side."""
     T, B, D = x.shape
     H = h.shape[2]
-    rows = dpre.reshape(T * B, dpre.shape[2])
-    np.dot(rows, w_ih, dx.reshape(T * B, D))
-    np.dot(rows.T, x.reshape(T * B, D), dw_ih)
-    np.dot(rows.T, h[:T].reshape(T * B, H), dw_hh)
-    column_sums(rows, db)
+    rows_ih = dpre_ih.reshape(T * B, dpre_ih.shape[2])
+    rows_hh = dpre_hh.reshape(T * B, dpre_hh.shape[2])
+    np.dot(rows_ih, w_ih, dx.reshape(T * B, D))
+    np.dot(rows_ih.T, x.reshape(T * B, D), dw_ih)
+    np.dot(rows_hh.T, h[:T].reshape(T * B, H), dw_hh)
+    column_sums(rows_ih, db)
 
 
 @jit

@@ -82,4 +82,4 @@ def rnn_backward_kernel(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, 
     """dy (T,B,H); cache arrays as in the forward; dh (B,H) holds dh_n on entry and dh0 on exit;
     da (T,B,H), work (B,H) scratch; writes dx (T,B,D), dw_ih (H,D), dw_hh (H,H), db (H,)."""
     rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, 0, x.shape[1])
-    backward_products(x, w_ih, h, da, dx, dw_ih, dw_hh, db)
+    backward_products(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db)

@@ -1,4 +1,4 @@
-"""Training layer: ``LSTM``, ``RNN`` and ``Linear`` layers with explicit
+"""Training layer: ``LSTM``, ``RNN``, ``GRU`` and ``Linear`` layers with explicit
 forward/backward pairs, losses, optimizers, clipping, truncated BPTT and
 checkpoints.  No autograd: each layer's ``backward`` is written by hand and
 adds to ``layer.grads``.
@@ -16,12 +16,14 @@ from .losses import Loss, cross_entropy, mse
 from .model import SequenceModel
 from .module import Module
 from .optim import OPTIMIZERS, SGD, Adagrad, Adam, Optimizer
-from .recurrent import LSTM, RNN
+from .recurrent import GRU, LSTM, RNN, LayerCache
 from .tbptt import TBPTTResult, truncated_bptt
 
 __all__ = [
     "LSTM",
     "RNN",
+    "GRU",
+    "LayerCache",
     "Linear",
     "SequenceModel",
     "CharLM",

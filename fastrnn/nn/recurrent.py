@@ -1,30 +1,39 @@
-"""``LSTM`` and ``RNN`` layers with PyTorch's constructor, parameter names and calling shapes.
+"""``LSTM``, ``RNN`` and ``GRU`` layers with PyTorch's constructor, parameter names and calling shapes.
 
 Shapes use the letters of :mod:`fastrnn.cells`; in addition ``L`` is
 ``num_layers`` and ``Z`` the number of directions (1, or 2 when
 bidirectional).  With ``batch_first=True`` the ``(T, B, .)`` arrays below are
-``(B, T, .)``; states are always ``(L*Z, B, H)``, as in PyTorch.
+``(B, T, .)``; states are always ``(L*Z, B, H)``, as in PyTorch, ordered
+layer by layer with the forward direction first.
 
 Parameters per layer ``k`` and direction (suffix ``""`` or ``"_reverse"``),
 exactly PyTorch's names so that a state dict maps 1:1::
 
-    weight_ih_l{k}  (G*H, D)     weight_hh_l{k}  (G*H, H)
+    weight_ih_l{k}  (G*H, D_k)   weight_hh_l{k}  (G*H, H)
     bias_ih_l{k}    (G*H,)       bias_hh_l{k}    (G*H,)
 
-The kernels take one bias; ``bias_ih + bias_hh`` is passed, and both biases
-receive the same gradient.  The pending-cache rules are in
+with ``D_0 = D`` and ``D_k = Z*H`` above the first layer, which reads the
+concatenated outputs ``[forward, reverse]`` of the layer below.  The LSTM and
+RNN kernels take one bias, so ``bias_ih + bias_hh`` is passed and both biases
+receive the same gradient; the GRU kernel takes both.
+
+Stacking and directions are built from the single-layer kernels: each layer
+and direction is one kernel call, the reverse direction runs the kernel on the
+time-reversed sequence (and its output is reversed back), and the layer's
+cache is the tuple of those kernel caches.  The pending-cache rules are in
 :mod:`fastrnn.nn.module`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import _validate as v
-from .._types import LSTMCache, RNNCache
-from ..cells import lstm_backward, lstm_forward, rnn_backward, rnn_forward
+from .._types import GRUCache, LSTMCache, RNNCache
+from ..registry import CELLS
 from .module import Module, check_input
 
 
@@ -34,13 +43,27 @@ def param_names(layer: int, reverse: bool) -> tuple[str, str, str, str]:
     return tuple(name + suffix for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
 
-class _Recurrent(Module):
-    """Shared machinery; subclasses set the cell (gate count, kernels, state names)."""
+class LayerCache(NamedTuple):
+    """What a recurrent layer's backward needs (returned by ``forward(..., return_cache=True)``)."""
 
-    gates: int
+    cells: tuple  # cells[layer * Z + direction]: that kernel call's cache (LSTMCache, RNNCache or GRUCache)
+
+
+def _time_reversed(array: np.ndarray) -> np.ndarray:
+    """``array`` (T, B, .) back to front in time: what the reverse direction reads and writes.
+
+    A view; the kernels' wrappers copy it to C order.  Variable lengths will
+    reverse each sequence within its own length here.
+    """
+    return array[::-1]
+
+
+class _Recurrent(Module):
+    """Shared machinery; subclasses set the cell (a :mod:`fastrnn.registry` entry) and state names."""
+
+    cell_name: str  # key of fastrnn.registry.CELLS
     state_names: tuple  # names of the state tensors, e.g. ("h", "c")
-    # _run_forward(x, w_ih, w_hh, b, states) -> (y, final_states, cache) and
-    # _kernel_backward(dy, cache, *dstates_n) -> (dx, dw_ih, dw_hh, db, *dstates0)
+    _cache_type: type  # the kernel's cache type, LSTMCache, RNNCache or GRUCache
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
                  dtype=np.float32, seed=None) -> None:
@@ -48,14 +71,6 @@ class _Recurrent(Module):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        # Parameter naming, state shapes (L*Z, B, H) and the per-(layer,
-        # direction) initialization loop below are already general; only the
-        # forward/backward wiring between layers and directions is missing.
-        if num_layers != 1:
-            raise NotImplementedError("num_layers > 1 is not implemented yet (see the issue on more cells and layouts)")
-        if bidirectional:
-            raise NotImplementedError(
-                "bidirectional=True is not implemented yet (see the issue on more cells and layouts)")
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
         self.num_layers = int(num_layers)
@@ -72,6 +87,14 @@ class _Recurrent(Module):
                     self._add_param(name, rng.uniform(-bound, bound, shape))
 
     @property
+    def cell(self):
+        return CELLS[self.cell_name]
+
+    @property
+    def gates(self) -> int:
+        return self.cell.gates
+
+    @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
@@ -85,7 +108,7 @@ class _Recurrent(Module):
         return np.ascontiguousarray(array.transpose(1, 0, 2)) if self.batch_first else array
 
     def _states(self, name: str, states, B: int) -> list:
-        """Each state (L*Z, B, H) or None, as the (B, H) slices the kernels take (None stays None)."""
+        """Each state as a checked (L*Z, B, H) array, or None."""
         shape = (self.num_layers * self.num_directions, B, self.hidden_size)
         result = []
         for state_name, value in zip(self.state_names, states):
@@ -95,35 +118,80 @@ class _Recurrent(Module):
             label = f"{name}{state_name}" if len(self.state_names) > 1 else name
             array = check_input(label, value, self.dtype, 3, "(L*Z, B, H)", self.hidden_size, "H")
             v.check_shape(label, array, shape, f"(num_layers*num_directions, B, H) with B={B}")
-            result.append(array[0])
+            result.append(array)
         return result
 
-    # -- the single-layer, single-direction pass --------------------------------
+    def _kernel_biases(self, b_ih, b_hh) -> tuple:
+        """The kernel's bias arguments: (b_ih + b_hh,) for one-bias cells, (b_ih, b_hh) for the GRU."""
+        return (b_ih, b_hh) if len(self.cell.bias_names) == 2 else (b_ih + b_hh,)
+
+    def _bias_grads(self, dbiases) -> tuple:
+        """(d bias_ih, d bias_hh) from the kernel's bias gradients: a summed bias gives both the same."""
+        return tuple(dbiases) if len(dbiases) == 2 else (dbiases[0], dbiases[0])
+
+    # -- every layer and direction ----------------------------------------------
     def _forward(self, x, states, return_cache):
         x = self._time_major("x", x, self.input_size, "D")
         states = self._states("", states, x.shape[1])
-        w_ih, w_hh, b_ih, b_hh = (self.params[n] for n in param_names(0, False))
-        y, final, cache = type(self)._run_forward(x, w_ih, w_hh, b_ih + b_hh, states)
-        finals = tuple(s[None] for s in final)  # each (1, B, H) = (L*Z, B, H)
-        return (self._caller_layout(y), finals) + self._keep(cache, return_cache)
+        Z = self.num_directions
+        caches = []
+        finals = [[] for _ in self.state_names]  # finals[k][layer * Z + direction], each (B, H)
+        inputs = x  # (T, B, D_k)
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(Z):
+                index = layer * Z + direction
+                w_ih, w_hh, b_ih, b_hh = (self.params[n] for n in param_names(layer, bool(direction)))
+                states0 = [None if s is None else s[index] for s in states]
+                sequence = _time_reversed(inputs) if direction else inputs
+                out = self.cell.forward(sequence, w_ih, w_hh, *self._kernel_biases(b_ih, b_hh), *states0)
+                outputs.append(_time_reversed(out.y) if direction else out.y)
+                for k, final in enumerate(self.cell.final_state(out)):
+                    finals[k].append(final)
+                caches.append(out.cache)
+            inputs = outputs[0] if Z == 1 else np.concatenate(outputs, axis=2)  # (T, B, Z*H)
+        finals = tuple(np.stack(f) for f in finals)  # each (L*Z, B, H)
+        return (self._caller_layout(inputs), finals) + self._keep(LayerCache(tuple(caches)), return_cache)
+
+    def _check_cache(self, cache) -> None:
+        count = self.num_layers * self.num_directions
+        if not (isinstance(cache, LayerCache) and len(cache.cells) == count
+                and all(isinstance(c, self._cache_type) for c in cache.cells)):
+            raise TypeError(
+                f"cache must be the LayerCache of {count} {self._cache_type.__name__} from "
+                f"{type(self).__name__}.forward(..., return_cache=True); got {type(cache).__name__}")
 
     def _backward(self, dy, dstates, cache):
         cache = self._pending_or(cache)
-        if not isinstance(cache, self._cache_type):
-            raise TypeError(f"cache must be the {self._cache_type.__name__} from {type(self).__name__}.forward"
-                            f"(..., return_cache=True); got {type(cache).__name__}")
-        T, B, _ = cache.x.shape
-        dy = self._time_major("dy", dy, self.hidden_size, "H")
+        self._check_cache(cache)
+        T, B, _ = cache.cells[0].x.shape
+        H, Z = self.hidden_size, self.num_directions
+        dy = self._time_major("dy", dy, Z * H, "H" if Z == 1 else "2*H")
         if dy.shape[:2] != (T, B):
-            raise ValueError(f"dy has shape {dy.shape} (time-major); expected (T, B, H) = "
-                             f"{(T, B, self.hidden_size)}, the shape of y")
+            raise ValueError(f"dy has shape {dy.shape} (time-major); expected (T, B, {'H' if Z == 1 else '2*H'}) = "
+                             f"{(T, B, Z * H)}, the shape of y")
         dstates = self._states("d", dstates, B)
         self._consume(cache)
-        dx, dw_ih, dw_hh, db, *dstates0 = type(self)._kernel_backward(dy, cache, *dstates)
-        names = param_names(0, False)
-        for name, grad in zip(names, (dw_ih, dw_hh, db, db)):
-            self.grads[name] += grad
-        return self._caller_layout(dx), tuple(d[None] for d in dstates0)
+        n_biases = len(self.cell.bias_names)
+        dstates0 = tuple(np.empty((self.num_layers * Z, B, H), self.dtype) for _ in self.state_names)
+        d_outputs = dy  # gradient at the current layer's output, (T, B, Z*H)
+        for layer in reversed(range(self.num_layers)):
+            d_inputs = None  # gradient at the current layer's input, summed over directions
+            for direction in range(Z):
+                index = layer * Z + direction
+                dy_d = d_outputs[:, :, direction * H:(direction + 1) * H]
+                dstates_n = [None if d is None else d[index] for d in dstates]
+                grads = self.cell.backward(_time_reversed(dy_d) if direction else dy_d, cache.cells[index],
+                                           *dstates_n)
+                dx = _time_reversed(grads[0]) if direction else grads[0]
+                d_inputs = dx if d_inputs is None else d_inputs + dx
+                param_grads = (grads[1], grads[2], *self._bias_grads(grads[3:3 + n_biases]))
+                for name, grad in zip(param_names(layer, bool(direction)), param_grads):
+                    self.grads[name] += grad
+                for k, d0 in enumerate(grads[3 + n_biases:]):
+                    dstates0[k][index] = d0
+            d_outputs = d_inputs
+        return self._caller_layout(d_outputs), dstates0
 
 
 class LSTM(_Recurrent):
@@ -136,9 +204,10 @@ class LSTM(_Recurrent):
     hidden_size : int
         H.
     num_layers : int, default 1
-        Only 1 for now; larger values raise ``NotImplementedError``.
+        L, layers stacked: layer k > 0 reads the outputs of layer k - 1.
     bidirectional : bool, default False
-        ``True`` raises ``NotImplementedError`` for now.
+        Run a second, reverse-time cell per layer; ``y`` holds both outputs
+        concatenated, ``[forward, reverse]``, so its last dimension is 2H.
     batch_first : bool, default False
         Inputs and outputs are ``(B, T, .)`` instead of ``(T, B, .)``.
     dtype : float32 or float64, default float32
@@ -149,16 +218,14 @@ class LSTM(_Recurrent):
     -----
     ``y, (h_n, c_n) = layer.forward(x, (h0, c0))`` then
     ``dx, (dh0, dc0) = layer.backward(dy, (dh_n, dc_n))``; states are
-    ``(1, B, H)`` and optional.  ``backward`` adds to ``layer.grads`` and
+    ``(L*Z, B, H)`` and optional.  ``backward`` adds to ``layer.grads`` and
     consumes the cache of the last ``forward`` (see :mod:`fastrnn.nn.module`).
+    No dropout is applied between layers.
     """
 
-    gates = 4
+    cell_name = "lstm"
     state_names = ("h", "c")
     _cache_type = LSTMCache
-    _run_forward = staticmethod(
-        lambda x, w_ih, w_hh, b, states: _unpack_lstm(lstm_forward(x, w_ih, w_hh, b, *states)))
-    _kernel_backward = staticmethod(lstm_backward)
 
     def forward(self, x, state=None, *, return_cache=False):
         """Run the layer.
@@ -167,16 +234,19 @@ class LSTM(_Recurrent):
         ----------
         x : array (T, B, D) (``(B, T, D)`` if batch_first), the layer's dtype
         state : tuple (h0, c0), optional
-            Each ``(1, B, H)`` or None (zeros).
+            Each ``(L*Z, B, H)`` or None (zeros).
         return_cache : bool, default False
             Return the cache as a third item instead of keeping it as the
             pending one.
 
         Returns
         -------
-        y : array (T, B, H)
-        (h_n, c_n) : arrays (1, B, H)
-        cache : only with ``return_cache=True``
+        y : array (T, B, Z*H)
+            The last layer's outputs, both directions concatenated.
+        (h_n, c_n) : arrays (L*Z, B, H)
+            Every layer's and direction's final state (the reverse
+            direction's is the state after reading ``x[0]``).
+        cache : LayerCache, only with ``return_cache=True``
 
         Raises
         ------
@@ -192,52 +262,42 @@ class LSTM(_Recurrent):
         ----------
         dy : array like ``y``
         dstate : tuple (dh_n, dc_n), optional
-            Each ``(1, B, H)`` or None (zeros).
-        cache : optional
+            Each ``(L*Z, B, H)`` or None (zeros).
+        cache : LayerCache, optional
             A cache from ``forward(..., return_cache=True)``; by default the
             pending cache of the last forward is used and consumed.
 
         Returns
         -------
         dx : array like ``x``
-        (dh0, dc0) : arrays (1, B, H)
+        (dh0, dc0) : arrays (L*Z, B, H)
 
         Raises
         ------
         RuntimeError
             No pending forward (none yet, or already consumed).
+        TypeError, ValueError
+            A wrong cache, or ``dy``/``dstate`` of the wrong dtype or shape.
         """
         dx, (dh0, dc0) = self._backward(dy, _pair(dstate, "dstate"), cache)
         return dx, (dh0, dc0)
 
 
-class RNN(_Recurrent):
-    """Vanilla tanh RNN layer, PyTorch's ``nn.RNN`` shapes (same constructor as :class:`LSTM`).
+class _HiddenStateOnly(_Recurrent):
+    """Cells whose state is ``h`` alone (RNN, GRU): the state is one array, not a tuple."""
 
-    Notes
-    -----
-    ``y, h_n = layer.forward(x, h0)`` then ``dx, dh0 = layer.backward(dy, dh_n)``;
-    states are ``(1, B, H)`` and optional.  ``backward`` adds to ``layer.grads``
-    and consumes the cache of the last ``forward``.
-    """
-
-    gates = 1
     state_names = ("h",)
-    _cache_type = RNNCache
-    _run_forward = staticmethod(
-        lambda x, w_ih, w_hh, b, states: _unpack_rnn(rnn_forward(x, w_ih, w_hh, b, *states)))
-    _kernel_backward = staticmethod(rnn_backward)
 
     def forward(self, x, h0=None, *, return_cache=False):
-        """Run the layer: ``x`` (T, B, D) -> ``y`` (T, B, H), ``h_n`` (1, B, H) [, cache].
+        """Run the layer: ``x`` (T, B, D) -> ``y`` (T, B, Z*H), ``h_n`` (L*Z, B, H) [, cache].
 
-        See :meth:`LSTM.forward`; the state is the single array ``h0`` (1, B, H) or None.
+        See :meth:`LSTM.forward`; the state is the single array ``h0`` (L*Z, B, H) or None.
         """
         y, (h_n,), *cache = self._forward(x, (h0,), return_cache)
         return (y, h_n, *cache)
 
     def backward(self, dy, dh_n=None, *, cache=None):
-        """Backpropagate: returns ``dx`` (like x) and ``dh0`` (1, B, H); adds to ``self.grads``.
+        """Backpropagate: returns ``dx`` (like x) and ``dh0`` (L*Z, B, H); adds to ``self.grads``.
 
         See :meth:`LSTM.backward`.
         """
@@ -245,17 +305,36 @@ class RNN(_Recurrent):
         return dx, dh0
 
 
+class RNN(_HiddenStateOnly):
+    """Vanilla tanh RNN layer, PyTorch's ``nn.RNN`` shapes (same constructor as :class:`LSTM`).
+
+    Notes
+    -----
+    ``y, h_n = layer.forward(x, h0)`` then ``dx, dh0 = layer.backward(dy, dh_n)``;
+    states are ``(L*Z, B, H)`` and optional.  ``backward`` adds to ``layer.grads``
+    and consumes the cache of the last ``forward``.
+    """
+
+    cell_name = "rnn"
+    _cache_type = RNNCache
+
+
+class GRU(_HiddenStateOnly):
+    """Gated recurrent unit layer (gate order r, z, n), PyTorch's ``nn.GRU`` shapes and equations.
+
+    Same constructor as :class:`LSTM` and calls as :class:`RNN`:
+    ``y, h_n = layer.forward(x, h0)`` then ``dx, dh0 = layer.backward(dy, dh_n)``.
+    ``bias_ih`` and ``bias_hh`` are passed to the kernel separately (``r``
+    scales the recurrent n term with its bias), so their gradients differ.
+    """
+
+    cell_name = "gru"
+    _cache_type = GRUCache
+
+
 def _pair(state, name: str) -> tuple:
     if state is None:
         return (None, None)
     if not isinstance(state, (tuple, list)) or len(state) != 2:
-        raise TypeError(f"{name} must be a tuple (h, c) of (1, B, H) arrays or None; got {type(state).__name__}")
+        raise TypeError(f"{name} must be a tuple (h, c) of (L*Z, B, H) arrays or None; got {type(state).__name__}")
     return tuple(state)
-
-
-def _unpack_lstm(out):
-    return out.y, tuple(out.state), out.cache
-
-
-def _unpack_rnn(out):
-    return out.y, (out.h_n,), out.cache

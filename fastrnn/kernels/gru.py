@@ -1,0 +1,137 @@
+"""GRU forward and BPTT kernels.  Shapes and gate order (r, z, n): see ``fastrnn.cells``.
+
+Same structure as ``kernels/lstm.py``: one GEMM for the input projection of all
+steps, one GEMM per step for the recurrence, the elementwise work on 1-D rows
+(for the vectorization reason given there), and in backward only the
+recurrence is sequential.
+
+The GRU differs from the LSTM in one place: ``r`` scales the recurrent term of
+``n`` *after* the matrix product, ``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``,
+so the gradient of the pre-activations differs on the input side
+(``[dr dz dn]``) and the recurrent side (``[dr dz r*dn]``).  Both are kept, one
+(T, B, 3H) buffer each, so that every weight and bias gradient stays one
+hoisted GEMM or reduction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit
+from .activations import sigmoid, tanh
+from .matmul import backward_products, column_sums, project
+
+
+@jit
+def _gates_forward_row(gates, recurrent, b_ih, b_hh, h_prev, h_next, recurrent_n):
+    """gates (3H,) holds x@w_ih.T on entry and the activated [r z n] on exit; recurrent (3H,) = h@w_hh.T;
+    b_ih, b_hh (3H,); h_prev (H,); writes h_next (H,) and recurrent_n (H,) = W_hn h + b_hn."""
+    H = h_prev.shape[0]
+    one = h_prev.dtype.type(1.0)
+    for j in range(H):
+        r = sigmoid(gates[j] + b_ih[j] + recurrent[j] + b_hh[j])
+        z = sigmoid(gates[H + j] + b_ih[H + j] + recurrent[H + j] + b_hh[H + j])
+        hn = recurrent[2 * H + j] + b_hh[2 * H + j]
+        n = tanh(gates[2 * H + j] + b_ih[2 * H + j] + r * hn)
+        # Not n + z*(h - n) (one multiply fewer, torch's form): with a closed
+        # update gate (z == 1) that drifts h by an ulp per step, while this
+        # form carries h exactly -- tests/test_stability.py::test_fully_saturated_gru_is_exact.
+        h_next[j] = (one - z) * n + z * h_prev[j]
+        recurrent_n[j] = hn
+        gates[j] = r
+        gates[H + j] = z
+        gates[2 * H + j] = n
+
+
+@jit
+def gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1):
+    """The recurrence for batch rows b0:b1: gates (T,B,3H) holds x@w_ih.T on entry and the activated
+    [r z n] on exit; h (T+1,B,H) with h[0] set; writes recurrent_n (T,B,H); work (B,3H) scratch.
+    Steps t >= lengths[b] carry sequence b's state; their gates and recurrent_n are zero."""
+    T = gates.shape[0]
+    for t in range(T):
+        np.dot(h[t, b0:b1], w_hh.T, work[b0:b1])  # (b,H) @ (H,3H) -> (b,3H)
+        for bi in range(b0, b1):
+            if t < lengths[bi]:
+                _gates_forward_row(gates[t, bi], work[bi], b_ih, b_hh, h[t, bi], h[t + 1, bi], recurrent_n[t, bi])
+            else:
+                h[t + 1, bi, :] = h[t, bi]
+                gates[t, bi, :] = 0
+                recurrent_n[t, bi, :] = 0
+
+
+@jit
+def gru_forward_kernel(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work):
+    """x (T,B,D), w_ih (3H,D), w_hh (3H,H), b_ih, b_hh (3H,), lengths (B,); h (T+1,B,H) with h[0]
+    set; writes h[1:], gates (T,B,3H, activated r z n) and recurrent_n (T,B,H); work (B,3H) scratch."""
+    project(x, w_ih, gates)
+    gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, 0, x.shape[1])
+
+
+@jit
+def _gates_backward_row(gates, recurrent_n, h_prev, dy, dh, carry, dgates_ih, dgates_hh):
+    """gates (3H,) activated [r z n]; recurrent_n, h_prev, dy (H,); dh + carry (H,) is the gradient
+    from the step after; writes dgates_ih, dgates_hh (3H,) (input- and recurrent-side pre-activation
+    gradients) and carry <- the direct part z*dh of the gradient reaching h_prev."""
+    H = h_prev.shape[0]
+    one = dy.dtype.type(1.0)
+    for j in range(H):
+        r = gates[j]
+        z = gates[H + j]
+        n = gates[2 * H + j]
+        dh_t = dh[j] + carry[j] + dy[j]
+        # h' = (1 - z)*n + z*h
+        dn = dh_t * (one - z) * (one - n * n)  # at n's pre-activation
+        dz = dh_t * (h_prev[j] - n) * z * (one - z)
+        # n = tanh(a_in + r * recurrent_n)
+        dr = dn * recurrent_n[j] * r * (one - r)
+        dgates_ih[j] = dr
+        dgates_ih[H + j] = dz
+        dgates_ih[2 * H + j] = dn
+        dgates_hh[j] = dr
+        dgates_hh[H + j] = dz
+        dgates_hh[2 * H + j] = dn * r
+        carry[j] = dh_t * z
+
+
+@jit
+def gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1):
+    """The dh recurrence for batch rows b0:b1: dy (T,B,H); h, gates, recurrent_n from the forward;
+    dh (B,H) holds dh_n on entry and dh0 on exit; carry (B,H) zeroed scratch; writes dgates_ih,
+    dgates_hh (T,B,3H).  Padded steps pass the gradient through and ignore dy."""
+    T = gates.shape[0]
+    # The gradient reaching h[t] is dgates_hh[t] @ w_hh plus z*dh; the GEMM
+    # writes dh and the direct part waits in carry, which the next row (or the
+    # end) adds, so no extra pass over (B, H) is made per step.  A padded step
+    # moves all of dh into carry before the GEMM (of its zero row) clears dh.
+    for t in range(T - 1, -1, -1):
+        for bi in range(b0, b1):
+            if t < lengths[bi]:
+                _gates_backward_row(gates[t, bi], recurrent_n[t, bi], h[t, bi], dy[t, bi], dh[bi], carry[bi],
+                                    dgates_ih[t, bi], dgates_hh[t, bi])
+            else:
+                _add_row(carry[bi], dh[bi])
+                dgates_ih[t, bi, :] = 0
+                dgates_hh[t, bi, :] = 0
+        np.dot(dgates_hh[t, b0:b1], w_hh, dh[b0:b1])  # (b,3H) @ (3H,H) -> (b,H)
+    for bi in range(b0, b1):
+        _add_row(dh[bi], carry[bi])
+
+
+@jit
+def gru_backward_kernel(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh,
+                        dx, dw_ih, dw_hh, db_ih, db_hh):
+    """dy (T,B,H); cache arrays as in the forward; dh (B,H) holds dh_n on entry and dh0 on exit;
+    carry (B,H) zeroed scratch; dgates_ih, dgates_hh (T,B,3H) scratch; writes dx (T,B,D),
+    dw_ih (3H,D), dw_hh (3H,H), db_ih, db_hh (3H,)."""
+    gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, 0, x.shape[1])
+    backward_products(x, w_ih, h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih)
+    T, B = x.shape[0], x.shape[1]
+    column_sums(dgates_hh.reshape(T * B, dgates_hh.shape[2]), db_hh)
+
+
+@jit
+def _add_row(out, addend):
+    """out (H,) += addend (H,)."""
+    for j in range(out.shape[0]):
+        out[j] += addend[j]
