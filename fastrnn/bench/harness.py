@@ -32,22 +32,26 @@ def measure(runners: dict[str, Callable[[], None]], *, min_sample: float = 2e-3,
             budget: float = 1.0, min_rounds: int = 3) -> dict[str, Timing]:
     """Median seconds per call of each runner, measured interleaved.
 
-    Each runner is called twice first (compilation, caches, allocator warm-up).
-    A sample repeats the call until it lasts ``min_sample`` seconds.  Runners
-    stop after ``rounds`` rounds, or earlier -- after ``min_rounds`` -- once
-    they have used ``budget`` seconds, so a slow reference cannot stall a run.
+    Each runner is called once first (compilation, caches, allocator warm-up)
+    and then timed once.  A runner whose single call already exceeds
+    ``budget`` keeps that one timing (a slow reference must not stall the run);
+    the others take samples, each repeating the call until it lasts
+    ``min_sample`` seconds, for ``rounds`` rounds -- fewer, but at least
+    ``min_rounds``, once they have used ``budget`` seconds.
     """
     calls = {}
+    samples: dict[str, list] = {}
     for name, run in runners.items():
         run()
         once = _time_calls(run, 1)
         calls[name] = max(1, int(np.ceil(min_sample / max(once, 1e-9))))
-    samples: dict[str, list] = {name: [] for name in runners}
+        samples[name] = [once] if once > budget else []
+    finished = {name for name in runners if samples[name]}  # too slow to repeat
     spent = dict.fromkeys(runners, 0.0)
     names = list(runners)
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
-        active = [n for n in order if len(samples[n]) < min_rounds or spent[n] < budget]
+        active = [n for n in order if n not in finished and (len(samples[n]) < min_rounds or spent[n] < budget)]
         if not active:
             break
         for name in active:
