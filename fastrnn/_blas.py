@@ -31,6 +31,7 @@ OpenBLAS's own choice.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import glob
@@ -60,25 +61,35 @@ def _set_local():
 
 
 _lock = threading.Lock()
-_in_flight = 0  # small calls running now
+_in_flight = 0  # single-threaded sections running now
 _saved_threads = 0  # the count to restore when the last one ends
 
 
-def call_kernel(macs: float, kernel, *args) -> None:
-    """``kernel(*args)``, with SciPy's BLAS on one thread while it runs when ``macs`` is small."""
+@contextlib.contextmanager
+def single_threaded():
+    """SciPy's BLAS on one thread for the duration (reference-counted across Python threads)."""
     global _in_flight, _saved_threads
-    setter = _set_local() if macs < SINGLE_THREAD_BELOW_MACS else None
+    setter = _set_local()
     if setter is None:
-        kernel(*args)
+        yield
         return
     with _lock:
         if _in_flight == 0:
             _saved_threads = setter(1)
         _in_flight += 1
     try:
-        kernel(*args)
+        yield
     finally:
         with _lock:
             _in_flight -= 1
             if _in_flight == 0:
                 setter(_saved_threads)
+
+
+def call_kernel(macs: float, kernel, *args) -> None:
+    """``kernel(*args)``, with SciPy's BLAS on one thread while it runs when ``macs`` is small."""
+    if macs >= SINGLE_THREAD_BELOW_MACS:
+        kernel(*args)
+        return
+    with single_threaded():
+        kernel(*args)
