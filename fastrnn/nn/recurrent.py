@@ -49,13 +49,19 @@ class LayerCache(NamedTuple):
     cells: tuple  # cells[layer * Z + direction]: that kernel call's cache (LSTMCache, RNNCache or GRUCache)
 
 
-def _time_reversed(array: np.ndarray) -> np.ndarray:
-    """``array`` (T, B, .) back to front in time: what the reverse direction reads and writes.
+def _time_reversed(array: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``array`` (T, B, .) with each sequence back to front within its own length.
 
-    A view; the kernels' wrappers copy it to C order.  Variable lengths will
-    reverse each sequence within its own length here.
+    What the reverse direction reads and writes: sequence ``b`` starts at its
+    own last step ``lengths[b] - 1``; its padding stays where it is.  The map
+    is its own inverse.  Full lengths give a plain reversed view.
     """
-    return array[::-1]
+    T, B = array.shape[:2]
+    if lengths.min(initial=T) >= T:
+        return array[::-1]
+    t = np.arange(T)[:, None]
+    source = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # (T, B)
+    return array[source, np.arange(B)[None, :]]
 
 
 class _Recurrent(Module):
@@ -130,9 +136,10 @@ class _Recurrent(Module):
         return tuple(dbiases) if len(dbiases) == 2 else (dbiases[0], dbiases[0])
 
     # -- every layer and direction ----------------------------------------------
-    def _forward(self, x, states, return_cache):
+    def _forward(self, x, states, lengths, return_cache):
         x = self._time_major("x", x, self.input_size, "D")
         states = self._states("", states, x.shape[1])
+        lengths = v.prepare_lengths(lengths, x.shape[0], x.shape[1])  # (B,)
         Z = self.num_directions
         caches = []
         finals = [[] for _ in self.state_names]  # finals[k][layer * Z + direction], each (B, H)
@@ -143,9 +150,10 @@ class _Recurrent(Module):
                 index = layer * Z + direction
                 w_ih, w_hh, b_ih, b_hh = (self.params[n] for n in param_names(layer, bool(direction)))
                 states0 = [None if s is None else s[index] for s in states]
-                sequence = _time_reversed(inputs) if direction else inputs
-                out = self.cell.forward(sequence, w_ih, w_hh, *self._kernel_biases(b_ih, b_hh), *states0)
-                outputs.append(_time_reversed(out.y) if direction else out.y)
+                sequence = _time_reversed(inputs, lengths) if direction else inputs
+                out = self.cell.forward(sequence, w_ih, w_hh, *self._kernel_biases(b_ih, b_hh), *states0,
+                                        lengths=lengths)
+                outputs.append(_time_reversed(out.y, lengths) if direction else out.y)
                 for k, final in enumerate(self.cell.final_state(out)):
                     finals[k].append(final)
                 caches.append(out.cache)
@@ -171,6 +179,7 @@ class _Recurrent(Module):
             raise ValueError(f"dy has shape {dy.shape} (time-major); expected (T, B, {'H' if Z == 1 else '2*H'}) = "
                              f"{(T, B, Z * H)}, the shape of y")
         dstates = self._states("d", dstates, B)
+        lengths = cache.cells[0].lengths  # every kernel call of one forward had the same
         self._consume(cache)
         n_biases = len(self.cell.bias_names)
         dstates0 = tuple(np.empty((self.num_layers * Z, B, H), self.dtype) for _ in self.state_names)
@@ -181,9 +190,9 @@ class _Recurrent(Module):
                 index = layer * Z + direction
                 dy_d = d_outputs[:, :, direction * H:(direction + 1) * H]
                 dstates_n = [None if d is None else d[index] for d in dstates]
-                grads = self.cell.backward(_time_reversed(dy_d) if direction else dy_d, cache.cells[index],
+                grads = self.cell.backward(_time_reversed(dy_d, lengths) if direction else dy_d, cache.cells[index],
                                            *dstates_n)
-                dx = _time_reversed(grads[0]) if direction else grads[0]
+                dx = _time_reversed(grads[0], lengths) if direction else grads[0]
                 d_inputs = dx if d_inputs is None else d_inputs + dx
                 param_grads = (grads[1], grads[2], *self._bias_grads(grads[3:3 + n_biases]))
                 for name, grad in zip(param_names(layer, bool(direction)), param_grads):
@@ -227,7 +236,7 @@ class LSTM(_Recurrent):
     state_names = ("h", "c")
     _cache_type = LSTMCache
 
-    def forward(self, x, state=None, *, return_cache=False):
+    def forward(self, x, state=None, *, lengths=None, return_cache=False):
         """Run the layer.
 
         Parameters
@@ -235,6 +244,11 @@ class LSTM(_Recurrent):
         x : array (T, B, D) (``(B, T, D)`` if batch_first), the layer's dtype
         state : tuple (h0, c0), optional
             Each ``(L*Z, B, H)`` or None (zeros).
+        lengths : array of int (B,), optional
+            Variable-length batch: sequence ``b`` is its first ``lengths[b]``
+            steps.  Its states stop there (``h_n`` is taken at its own last
+            step), its outputs past it are zero, and the reverse direction
+            starts at its own last step, as with PyTorch's PackedSequence.
         return_cache : bool, default False
             Return the cache as a third item instead of keeping it as the
             pending one.
@@ -253,7 +267,7 @@ class LSTM(_Recurrent):
         TypeError, ValueError
             ``x`` or the state has a wrong dtype or shape.
         """
-        return self._forward(x, _pair(state, "state"), return_cache)
+        return self._forward(x, _pair(state, "state"), lengths, return_cache)
 
     def backward(self, dy, dstate=None, *, cache=None):
         """Backpropagate; add the parameter gradients to ``self.grads``.
@@ -288,12 +302,13 @@ class _HiddenStateOnly(_Recurrent):
 
     state_names = ("h",)
 
-    def forward(self, x, h0=None, *, return_cache=False):
+    def forward(self, x, h0=None, *, lengths=None, return_cache=False):
         """Run the layer: ``x`` (T, B, D) -> ``y`` (T, B, Z*H), ``h_n`` (L*Z, B, H) [, cache].
 
-        See :meth:`LSTM.forward`; the state is the single array ``h0`` (L*Z, B, H) or None.
+        See :meth:`LSTM.forward` (also for ``lengths``); the state is the single
+        array ``h0`` (L*Z, B, H) or None.
         """
-        y, (h_n,), *cache = self._forward(x, (h0,), return_cache)
+        y, (h_n,), *cache = self._forward(x, (h0,), lengths, return_cache)
         return (y, h_n, *cache)
 
     def backward(self, dy, dh_n=None, *, cache=None):
