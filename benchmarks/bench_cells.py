@@ -37,6 +37,21 @@ def skipped(impl: str, cell: str, mode: str, shape: grid.Shape) -> bool:
     return impl == "reference" and shape.T > MAX_REFERENCE_STEPS
 
 
+def _compile_every_kernel() -> None:
+    """Compile (or load from the disk cache) every kernel and dtype, once, at import.
+
+    asv imports the suites in a server process and forks one child per
+    benchmark; without this, every child paid the first-call cost again
+    (~0.3 s per kernel even from the disk cache), which was most of a full run.
+    """
+    for cell in CELLS:
+        for dtype in DTYPES:
+            runners.make_runner("fastrnn", cell, grid.Shape(T=2, B=1, D=3, H=4), dtype, "fwdbwd", THREADS)()
+
+
+_compile_every_kernel()
+
+
 class _CellTimes:
     """One benchmark per (cell, mode, H, T, B, dtype); subclasses name the implementation."""
 
