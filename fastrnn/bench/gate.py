@@ -22,12 +22,15 @@ one unlucky burst of noise must not fail CI, a real slowdown fails twice.
 from __future__ import annotations
 
 import json
+import os
 import platform
+import sys
 import time
 
 GATED_FIGURE = "vs_reference"
 FIGURES = ("vs_reference", "vs_gemm")
 GATE_IMPLS = ["fastrnn", "reference"]
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def add_arguments(parser) -> None:
@@ -47,6 +50,11 @@ def prepare(args) -> None:
         raise SystemExit(f"fastrnn bench: --tolerance must be positive; got {args.tolerance}")
     if args.check:
         args.impl = list(GATE_IMPLS)
+        # BLAS reads its thread count once, at start-up, so only the environment can pin it.
+        unpinned = [name for name in BLAS_THREAD_VARIABLES if os.environ.get(name) != str(args.threads)]
+        if unpinned:
+            print(f"fastrnn bench: note: {', '.join(unpinned)} not set to --threads {args.threads}; BLAS may use "
+                  "other thread counts and the figures vary far more (README, 'Benchmarks')", file=sys.stderr)
 
 
 def case_key(result: dict) -> str:
