@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import pytest
 
 from fastrnn.__main__ import main
-from fastrnn.bench import gate
+from fastrnn.bench import gate, grid
+from fastrnn.registry import CELLS
 
 # Runs `fastrnn bench` with the registry's RNN forward made FACTOR times slower
 # (called FACTOR times), the way a slow kernel would reach the gate.
@@ -90,3 +93,14 @@ def test_missing_baseline_and_update_without_check_are_clear_errors(tmp_path):
     args = type("Args", (), dict(check=str(missing), update=False, threads=1, tolerance=0.25, rounds=None))
     with pytest.raises(SystemExit, match="does not exist; create it with"):
         gate.run(args, [], {})
+
+
+def test_committed_baseline_covers_every_case_ci_measures():
+    # Otherwise a grid or registry change would leave CI's cases "new" (unjudged) and the gate would pass blind.
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "baseline.json"
+    baseline = json.loads(path.read_text())
+    expected = {gate.case_key(dict(cell=cell, dtype=dtype, mode=mode, **shape._asdict()))
+                for cell, dtype, mode, shape in itertools.product(
+                    CELLS, ["float32", "float64"], grid.MODES, grid.product(**grid.QUICK))}
+    assert set(baseline["cases"]) == expected
+    assert baseline["gated_figure"] == gate.GATED_FIGURE and baseline["threads"] == 1
