@@ -35,6 +35,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
     parser.add_argument("--rounds", type=int, help="timing rounds per case (median is reported)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    from ..bench import gate
+
+    gate.add_arguments(parser)  # --check BASELINE.json, --update, --tolerance
 
 
 def _positive(name, values):
@@ -45,9 +48,10 @@ def _positive(name, values):
 
 
 def run(args) -> int:
-    from ..bench import grid, harness, peers, runners
+    from ..bench import gate, grid, harness, peers, runners
     from ..registry import CELLS
 
+    gate.prepare(args)
     peers.configure_threads(_positive("--threads", [args.threads])[0])
     axes = dict(grid.QUICK if args.quick else grid.TARGET)
     if args.batch:
@@ -101,6 +105,8 @@ def run(args) -> int:
                 "threads": args.threads, "gemm_gflops": peaks, "date": time.strftime("%Y-%m-%d")}
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=1)
+    if args.check:
+        return gate.run(args, results, peaks)
     return 0
 
 
