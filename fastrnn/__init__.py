@@ -7,7 +7,6 @@ on-disk cache).
 """
 
 from . import reference
-from ._parallel import get_num_threads, set_num_threads
 from ._gradcheck import GradcheckReport, gradcheck
 from ._types import (GRUCache, GRUForward, GRUGrads, LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache,
                      RNNForward, RNNGrads)
@@ -23,8 +22,6 @@ __all__ = [
     "gru_forward",
     "gru_backward",
     "gradcheck",
-    "set_num_threads",
-    "get_num_threads",
     "GradcheckReport",
     "reference",
     "LSTMCache",

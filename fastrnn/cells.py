@@ -64,13 +64,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate as v
-from . import _parallel
+from ._blas import call_kernel
 from ._types import (GRUCache, GRUForward, GRUGrads, LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache,
                      RNNForward, RNNGrads)
-from .kernels.gru import gru_backward_kernel, gru_backward_steps, gru_forward_kernel, gru_forward_steps
-from .kernels.lstm import lstm_backward_kernel, lstm_backward_steps, lstm_forward_kernel, lstm_forward_steps
-from .kernels.matmul import backward_products, column_sums, project
-from .kernels.rnn import rnn_backward_kernel, rnn_backward_steps, rnn_forward_kernel, rnn_forward_steps
+from .kernels.gru import gru_backward_kernel, gru_forward_kernel
+from .kernels.lstm import lstm_backward_kernel, lstm_forward_kernel
+from .kernels.rnn import rnn_backward_kernel, rnn_forward_kernel
 
 __all__ = ["lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward", "gru_forward", "gru_backward"]
 
@@ -137,10 +136,8 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_fini
     gates = np.empty((T, B, 4 * H), args.dtype)  # (T, B, 4H)
     work = np.empty((B, 4 * H), args.dtype)  # (B, 4H)
     D = args.x.shape[2]
-    _parallel.run(B, T * B * 4 * H * H, T * B * 4 * H * (D + H),
-                  lstm_forward_kernel, (args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, c, gates, work),
-                  lstm_forward_steps, (args.w_hh, args.biases[0], steps, h, c, gates, work),
-                  before=lambda: project(args.x, args.w_ih, gates))
+    call_kernel(T * B * 4 * H * (D + H), lstm_forward_kernel,
+                args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, c, gates, work)
     cache = LSTMCache(args.x, args.w_ih, args.w_hh, h, c, gates, steps)
     return LSTMForward(outputs(h, steps), LSTMState(h[T].copy(), c[T].copy()), cache)
 
@@ -180,11 +177,8 @@ def lstm_backward(dy, cache, dh_n=None, dc_n=None, *, check_finite=False) -> LST
     dw_hh = np.empty((4 * H, H), dtype)  # (4H, H)
     db = np.empty(4 * H, dtype)  # (4H,)
     work = np.empty((B, H), dtype)  # (B, H)
-    _parallel.run(B, 2 * T * B * 4 * H * H, 3 * T * B * 4 * H * (D + H),
-                  lstm_backward_kernel, (dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, cache.c,
-                                         cache.gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db),
-                  lstm_backward_steps, (dy, cache.w_hh, cache.lengths, cache.c, cache.gates, dh, dc, dgates, work),
-                  after=lambda: backward_products(cache.x, cache.w_ih, cache.h, dgates, dgates, dx, dw_ih, dw_hh, db))
+    call_kernel(3 * T * B * 4 * H * (D + H), lstm_backward_kernel, dy, cache.x, cache.w_ih, cache.w_hh,
+                cache.lengths, cache.h, cache.c, cache.gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db)
     return LSTMGrads(dx, dw_ih, dw_hh, db, dh, dc)
 
 
@@ -230,10 +224,7 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) 
     h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
     work = np.empty((B, H), args.dtype)  # (B, H)
     D = args.x.shape[2]
-    _parallel.run(B, T * B * H * H, T * B * H * (D + H),
-                  rnn_forward_kernel, (args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, work),
-                  rnn_forward_steps, (args.w_hh, args.biases[0], steps, h, work),
-                  before=lambda: project(args.x, args.w_ih, h[1:]))
+    call_kernel(T * B * H * (D + H), rnn_forward_kernel, args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, work)
     return RNNForward(outputs(h, steps), h[T].copy(), RNNCache(args.x, args.w_ih, args.w_hh, h, steps))
 
 
@@ -271,11 +262,8 @@ def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
     dw_hh = np.empty((H, H), dtype)  # (H, H)
     db = np.empty(H, dtype)  # (H,)
     work = np.empty((B, H), dtype)  # (B, H)
-    _parallel.run(B, 2 * T * B * H * H, 3 * T * B * H * (D + H),
-                  rnn_backward_kernel, (dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, dh, da, work,
-                                        dx, dw_ih, dw_hh, db),
-                  rnn_backward_steps, (dy, cache.w_hh, cache.lengths, cache.h, dh, da, work),
-                  after=lambda: backward_products(cache.x, cache.w_ih, cache.h, da, da, dx, dw_ih, dw_hh, db))
+    call_kernel(3 * T * B * H * (D + H), rnn_backward_kernel,
+                dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, dh, da, work, dx, dw_ih, dw_hh, db)
     return RNNGrads(dx, dw_ih, dw_hh, db, dh)
 
 
@@ -323,10 +311,8 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, lengths=None, check_finit
     recurrent_n = np.empty((T, B, H), args.dtype)  # (T, B, H)
     work = np.empty((B, 3 * H), args.dtype)  # (B, 3H)
     D = args.x.shape[2]
-    _parallel.run(B, T * B * 3 * H * H, T * B * 3 * H * (D + H),
-                  gru_forward_kernel, (args.x, args.w_ih, args.w_hh, *args.biases, steps, h, gates, recurrent_n, work),
-                  gru_forward_steps, (args.w_hh, *args.biases, steps, h, gates, recurrent_n, work),
-                  before=lambda: project(args.x, args.w_ih, gates))
+    call_kernel(T * B * 3 * H * (D + H), gru_forward_kernel,
+                args.x, args.w_ih, args.w_hh, *args.biases, steps, h, gates, recurrent_n, work)
     cache = GRUCache(args.x, args.w_ih, args.w_hh, h, gates, recurrent_n, steps)
     return GRUForward(outputs(h, steps), h[T].copy(), cache)
 
@@ -368,15 +354,6 @@ def gru_backward(dy, cache, dh_n=None, *, check_finite=False) -> GRUGrads:
     dw_hh = np.empty((3 * H, H), dtype)  # (3H, H)
     db_ih = np.empty(3 * H, dtype)  # (3H,)
     db_hh = np.empty(3 * H, dtype)  # (3H,)
-    def products():
-        backward_products(cache.x, cache.w_ih, cache.h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih)
-        column_sums(dgates_hh.reshape(T * B, 3 * H), db_hh)
-
-    _parallel.run(B, 2 * T * B * 3 * H * H, 3 * T * B * 3 * H * (D + H),
-                  gru_backward_kernel, (dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, cache.gates,
-                                        cache.recurrent_n, dh, carry, dgates_ih, dgates_hh, dx, dw_ih, dw_hh,
-                                        db_ih, db_hh),
-                  gru_backward_steps, (dy, cache.w_hh, cache.lengths, cache.h, cache.gates, cache.recurrent_n, dh,
-                                       carry, dgates_ih, dgates_hh),
-                  after=products)
+    call_kernel(3 * T * B * 3 * H * (D + H), gru_backward_kernel, dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths,
+                cache.h, cache.gates, cache.recurrent_n, dh, carry, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh)
     return GRUGrads(dx, dw_ih, dw_hh, db_ih, db_hh, dh)

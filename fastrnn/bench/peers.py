@@ -24,14 +24,10 @@ from .grid import Shape
 
 
 def configure_threads(threads: int) -> None:
-    """Give every library ``threads`` threads: fastrnn's batch chunks, BLAS (numpy's and SciPy's),
-    Numba, torch, XLA.
+    """Give every library ``threads`` threads: BLAS (numpy's and SciPy's), Numba, torch, XLA.
 
     XLA reads its flags when jax is first imported, so this must run before that.
     """
-    from .. import set_num_threads
-
-    set_num_threads(threads)
     try:
         import threadpoolctl
 
