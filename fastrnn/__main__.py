@@ -9,8 +9,17 @@ import sys
 from .cli import COMMANDS
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (subcommand parsers inherit the class)."""
+
+    def error(self, message: str):
+        # argparse prints the whole usage first: for ``train`` that is ten lines
+        # above the one that says what is wrong.
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastrnn", description="Fast LSTM/RNN kernels for the CPU.")
+    parser = _Parser(prog="fastrnn", description="Fast LSTM/RNN kernels for the CPU.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)

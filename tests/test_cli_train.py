@@ -63,7 +63,7 @@ def test_resume_rejects_conflicting_options_and_other_text(tmp_path):
 def test_text_too_short_is_a_clear_error(tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("abcabc", encoding="utf-8")
-    with pytest.raises(ValueError, match="too short for batch 2 x seq-len 16"):
+    with pytest.raises(SystemExit, match="too short for batch 2 x seq-len 16"):
         train(tmp_path, "--text", str(short), "--steps", "1")
 
 

@@ -205,7 +205,7 @@ def test_bad_input_names_the_argument():
         layer.forward(np.zeros((2, 1, 3)))
     with pytest.raises(ValueError, match=r"x has shape \(2, 1, 4\); expected \(T, B, D\) with D=3"):
         layer.forward(np.zeros((2, 1, 4), np.float32))
-    with pytest.raises(ValueError, match="h has shape"):
+    with pytest.raises(ValueError, match="h0 has shape"):
         layer.forward(np.zeros((2, 1, 3), np.float32), (np.zeros((1, 2, 5), np.float32), None))
     with pytest.raises(TypeError, match=r"state must be a tuple \(h, c\)"):
         layer.forward(np.zeros((2, 1, 3), np.float32), np.zeros((1, 1, 5), np.float32))

@@ -14,6 +14,8 @@ import platform
 import sys
 import time
 
+from .options import positive_int
+
 HELP = "benchmark fastrnn against the reference, PyTorch and JAX"
 
 
@@ -21,10 +23,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="a small grid that finishes in seconds")
     parser.add_argument("--cell", nargs="+", choices=["lstm", "rnn", "gru"], default=["lstm", "rnn"])
     parser.add_argument("--dtype", nargs="+", choices=["float32", "float64"], default=["float32"])
-    parser.add_argument("--batch", nargs="+", type=int, metavar="B", help="batch sizes")
-    parser.add_argument("--hidden", nargs="+", type=int, metavar="H", help="hidden sizes")
-    parser.add_argument("--seq-len", nargs="+", type=int, metavar="T", help="sequence lengths")
-    parser.add_argument("--input-size", type=int, metavar="D", help="input features (default: D = H)")
+    parser.add_argument("--batch", nargs="+", type=positive_int, metavar="B", help="batch sizes")
+    parser.add_argument("--hidden", nargs="+", type=positive_int, metavar="H", help="hidden sizes")
+    parser.add_argument("--seq-len", nargs="+", type=positive_int, metavar="T", help="sequence lengths")
+    parser.add_argument("--input-size", type=positive_int, metavar="D", help="input features (default: D = H)")
     parser.add_argument("--mode", nargs="+", choices=["fwd", "fwdbwd"], default=["fwd", "fwdbwd"],
                         help="fwd: forward only; fwdbwd: forward then backward of sum(y*dy)")
     parser.add_argument("--impl", nargs="+", choices=["fastrnn", "reference", "torch", "jax"],
@@ -32,8 +34,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lengths", choices=["full", "varied"], default="full",
                         help="varied: a variable-length batch, lengths uniform in [T/2, T] "
                              "(fastrnn lengths=, torch PackedSequence, JAX masked scan)")
-    parser.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
-    parser.add_argument("--rounds", type=int, help="timing rounds per case (median is reported)")
+    parser.add_argument("--threads", type=positive_int, default=2, help="threads for every library (default 2)")
+    parser.add_argument("--rounds", type=positive_int, help="timing rounds per case (median is reported)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     from ..bench import gate
 

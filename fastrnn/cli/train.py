@@ -15,11 +15,14 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import sys
 import time
 
 import numpy as np
 
+from .options import (fail, non_negative_float, non_negative_int, os_reason, positive_float, positive_int,
+                      read_checkpoint, restore_or_fail)
 from .progress import Progress
 
 HELP = "train a character-level LSTM/RNN language model"
@@ -33,18 +36,20 @@ RECENT = 50  # final_loss averages the losses of this many last steps
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text", help="UTF-8 text file to learn (default: the Hamlet passage shipped with fastrnn)")
     parser.add_argument("--cell", choices=["lstm", "rnn"], help=f"recurrent cell (default {RUN_DEFAULTS['cell']})")
-    for name, kind, text in (("hidden", int, "hidden size H"), ("seq-len", int, "steps of truncated BPTT per update"),
-                             ("batch", int, "parallel streams through the text"), ("lr", float, "learning rate"),
-                             ("clip", float, "clip the global gradient norm to this (0: no clipping)"),
-                             ("seed", int, "seed of the initialization (and of the samples)")):
+    for name, kind, text in (("hidden", positive_int, "hidden size H"),
+                             ("seq-len", positive_int, "steps of truncated BPTT per update"),
+                             ("batch", positive_int, "parallel streams through the text"),
+                             ("lr", positive_float, "learning rate"),
+                             ("clip", non_negative_float, "clip the global gradient norm to this (0: no clipping)"),
+                             ("seed", non_negative_int, "seed of the initialization (and of the samples)")):
         parser.add_argument(f"--{name}", type=kind, help=f"{text} (default {RUN_DEFAULTS[name.replace('-', '_')]})")
     parser.add_argument("--optimizer", choices=["sgd", "adagrad", "adam"], help="default adam")
-    parser.add_argument("--steps", type=int, default=1000, help="total training steps (default 1000)")
+    parser.add_argument("--steps", type=positive_int, default=1000, help="total training steps (default 1000)")
     parser.add_argument("--checkpoint", help="checkpoint file (.npz), written periodically and at the end")
-    parser.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="default 500")
+    parser.add_argument("--checkpoint-every", type=positive_int, default=500, metavar="N", help="default 500")
     parser.add_argument("--resume", action="store_true", help="continue from --checkpoint up to --steps total steps")
     parser.add_argument("--metrics", help="write a JSON summary (steps, final_loss, chars_per_sec, sample) here")
-    parser.add_argument("--sample-every", type=int, default=250, metavar="N",
+    parser.add_argument("--sample-every", type=non_negative_int, default=250, metavar="N",
                         help="print a sample every N steps (0: never)")
 
 
@@ -52,24 +57,31 @@ def run(args: argparse.Namespace) -> int:
     from .. import nn
     from ..data import default_text
 
+    if args.resume and not args.checkpoint:
+        fail("train", "--resume needs --checkpoint")
+    # Checked before training, not at the first save minutes later.
+    for option, path in (("--checkpoint", args.checkpoint), ("--metrics", args.metrics)):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            fail("train", f"{option} {path}: its directory does not exist")
     text, text_name = _read_text(args.text, default_text)
     if args.resume:
-        if not args.checkpoint:
-            raise SystemExit("fastrnn train: --resume needs --checkpoint")
-        saved = nn.load_checkpoint(args.checkpoint)
+        saved = read_checkpoint("train", args.checkpoint)
         config = _resumed_config(saved.config, args, text)
     else:
         saved = None
         config = {name: _given(args, name, default) for name, default in RUN_DEFAULTS.items()}
         config["text_sha256"] = _digest(text)
-    _check_config(config, args)
     lm = nn.CharLM(saved.vocab if saved else nn.vocab_of(text), config["hidden"], config["cell"], seed=config["seed"])
     optimizer = nn.OPTIMIZERS[config["optimizer"]](lm.layers, lr=config["lr"])
     data = lm.encode(text)
-    nn.text_batch(data, 0, config["batch"], config["seq_len"])  # fail early if the text is too short
+    try:
+        nn.text_batch(data, 0, config["batch"], config["seq_len"])  # fail early if the text is too short
+    except ValueError as error:
+        fail("train", f"{'--text ' + args.text if args.text else 'the default text'}: {error}; "
+                      "lower --batch or --seq-len")
     step, state = 0, None
     if saved:
-        nn.restore(saved, lm.layers, optimizer)
+        restore_or_fail("train", saved, lm.layers, optimizer, path=args.checkpoint)
         step = saved.step
         state = _state_from(saved.extra, config["cell"])
 
@@ -109,8 +121,16 @@ def run(args: argparse.Namespace) -> int:
 def _read_text(path, default_text):
     if path is None:
         return default_text(), "default text"
-    with open(path, encoding="utf-8") as file:
-        return file.read(), path
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as error:
+        fail("train", f"--text {path}: {os_reason(error)}")
+    except UnicodeDecodeError as error:
+        fail("train", f"--text {path} is not UTF-8 text ({error.reason} at byte {error.start})")
+    if not text:
+        fail("train", f"--text {path} is empty")
+    return text, path
 
 
 def _given(args, name, default):
@@ -127,22 +147,11 @@ def _resumed_config(config: dict, args, text: str) -> dict:
         value = getattr(args, name)
         if value is not None and value != config[name]:
             option = "--" + name.replace("_", "-")
-            raise SystemExit(f"fastrnn train: {option} {value} disagrees with the checkpoint's {config[name]}; "
-                             "drop it to resume, or start a new run without --resume")
+            fail("train", f"{option} {value} disagrees with the checkpoint's {config[name]}; "
+                          "drop it to resume, or start a new run without --resume")
     if _digest(text) != config["text_sha256"]:
-        raise SystemExit("fastrnn train: the text differs from the one the checkpoint was trained on "
-                         "(pass the same --text)")
+        fail("train", "the text differs from the one the checkpoint was trained on (pass the same --text)")
     return config
-
-
-def _check_config(config: dict, args) -> None:
-    for name in ("hidden", "seq_len", "batch"):
-        if config[name] < 1:
-            raise SystemExit(f"fastrnn train: --{name.replace('_', '-')} must be at least 1; got {config[name]}")
-    if not config["lr"] > 0 or config["clip"] < 0:
-        raise SystemExit("fastrnn train: --lr must be positive and --clip non-negative")
-    if args.steps < 0 or args.checkpoint_every < 1 or args.sample_every < 0:
-        raise SystemExit("fastrnn train: --steps, --sample-every must be >= 0 and --checkpoint-every >= 1")
 
 
 def _save(path, lm, optimizer, step, config, state) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from typing import Mapping, NamedTuple
 
 import numpy as np
@@ -94,15 +95,22 @@ def load_checkpoint(path) -> Checkpoint:
 
     Raises
     ------
+    OSError
+        The file cannot be opened (``FileNotFoundError``, ``IsADirectoryError``, ...).
     ValueError
-        The file is not a fastrnn checkpoint, or of a newer format.
+        The file is not a fastrnn checkpoint (not an ``.npz`` archive, truncated or
+        corrupt, a pickle, missing entries), or of a newer format.
     """
-    with np.load(path, allow_pickle=False) as archive:
-        data = {key: archive[key] for key in archive.files}
-    if "format" not in data or "step" not in data:
-        raise ValueError(f"{path} is not a fastrnn checkpoint (no 'format'/'step' entries)")
-    if int(data["format"]) > FORMAT:
-        raise ValueError(f"{path} has checkpoint format {int(data['format'])}; this fastrnn reads up to {FORMAT}")
+    data = _read_arrays(path)
+    for key in ("format", "step", "config"):
+        if key not in data:
+            raise ValueError(f"{path} is not a fastrnn checkpoint (no {key!r} entry)")
+    try:
+        version, step, config = int(data["format"]), int(data["step"]), json.loads(str(data["config"]))
+    except (TypeError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{path} is not a fastrnn checkpoint (unreadable format/step/config: {error})") from None
+    if version > FORMAT:
+        raise ValueError(f"{path} has checkpoint format {version}; this fastrnn reads up to {FORMAT}")
     params: dict = {}
     for key, value in data.items():
         if key.startswith("param/"):
@@ -113,11 +121,32 @@ def load_checkpoint(path) -> Checkpoint:
     return Checkpoint(
         params=params,
         optimizer=optim or None,
-        step=int(data["step"]),
+        step=step,
         vocab=str(data["vocab"]) if "vocab" in data else None,
-        config=json.loads(str(data["config"])),
+        config=config,
         extra=extra,
     )
+
+
+def _read_arrays(path) -> dict:
+    """Every array of the ``.npz`` at ``path``, refusing pickles; a corrupt file is a ValueError.
+
+    The file is opened here rather than by ``np.load`` so that it is closed
+    even when NumPy fails half-way (it leaks the handle of a truncated zip).
+    """
+    with open(path, "rb") as file:
+        try:
+            archive = np.load(file, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):  # a lone .npy array
+                raise ValueError("it holds a single array, not an .npz archive")
+            with archive:
+                return {key: archive[key] for key in archive.files}
+        except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
+            # NumPy's messages here ("No data left in file", "contains pickled data ... load
+            # it unsafely") do not say that this is a damaged checkpoint, and the second
+            # invites unpickling an untrusted file.
+            reason = "NumPy reads it as a pickle, which is never loaded" if "pickle" in str(error) else error
+            raise ValueError(f"{path} is not a fastrnn checkpoint (not a readable .npz archive: {reason})") from None
 
 
 def restore(checkpoint: Checkpoint, layers: Mapping, optimizer=None) -> None:

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .module import as_modules
+from .module import as_modules, check_positive
 
 
 def global_grad_norm(modules) -> float:
@@ -44,11 +44,13 @@ def clip_grad_norm(modules, max_norm: float, *, error_if_nonfinite: bool = True)
 
     Raises
     ------
+    TypeError
+        ``max_norm`` is not a number.
     ValueError
-        ``max_norm`` is not positive; non-finite gradients with ``error_if_nonfinite``.
+        ``max_norm`` is not positive (``inf`` is allowed: no clipping); non-finite
+        gradients with ``error_if_nonfinite``.
     """
-    if not max_norm > 0:
-        raise ValueError(f"max_norm must be positive; got {max_norm!r}")
+    check_positive("max_norm", max_norm, allow_inf=True)
     modules = as_modules(modules)
     norm = global_grad_norm(modules)
     if not math.isfinite(norm):
@@ -71,8 +73,7 @@ def clip_grad_value(modules, clip_value: float) -> None:
     ValueError
         ``clip_value`` is not positive.
     """
-    if not clip_value > 0:
-        raise ValueError(f"clip_value must be positive; got {clip_value!r}")
+    check_positive("clip_value", clip_value, allow_inf=True)
     for module in as_modules(modules):
         for grad in module.grads.values():
             np.clip(grad, -clip_value, clip_value, out=grad)

@@ -11,12 +11,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .module import Module, check_input
+from .module import Module, check_input, check_size, make_rng
 
 
 class LinearCache(NamedTuple):
     x: np.ndarray  # (N, D_in), private copy of the input rows
     weight: np.ndarray  # (D_out, D_in), private copy of the weight the forward used
+    shape: tuple  # x.shape[:-1]: dy must be this + (D_out,)
+    owner: object  # token of the layer whose forward made it (Module._check_owner)
 
 
 class Linear(Module):
@@ -33,11 +35,9 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, dtype=np.float32, seed=None) -> None:
         super().__init__(dtype)
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        rng = np.random.default_rng(seed)
+        self.in_features = check_size("in_features", in_features)
+        self.out_features = check_size("out_features", out_features)
+        rng = make_rng(seed)
         bound = 1.0 / math.sqrt(self.in_features)
         self._add_param("weight", rng.uniform(-bound, bound, (self.out_features, self.in_features)))
         self._add_param("bias", rng.uniform(-bound, bound, self.out_features))
@@ -56,13 +56,15 @@ class Linear(Module):
         y : array (..., D_out)
         cache : only with ``return_cache=True``
         """
-        x = check_input("x", x, self.dtype, np.ndim(x) if np.ndim(x) >= 1 else 1, "(..., D_in)",
-                        self.in_features, "D_in")
+        if x is not None and np.ndim(x) == 0:
+            raise ValueError(f"x must have at least one dimension, (..., D_in) with D_in={self.in_features}; "
+                             "got a scalar")
+        x = check_input("x", x, self.dtype, max(np.ndim(x), 1), "(..., D_in)", self.in_features, "D_in")
         rows = np.array(x.reshape(-1, self.in_features), dtype=self.dtype, order="C")  # (N, D_in), private
         weight = self.params["weight"].copy()  # (D_out, D_in)
         y = rows @ weight.T + self.params["bias"]  # (N, D_out)
         y = y.reshape(x.shape[:-1] + (self.out_features,))
-        cache = LinearCache(rows, weight)
+        cache = LinearCache(rows, weight, x.shape[:-1], self._token)
         kept = self._keep(cache, return_cache)  # () or (cache,)
         return (y, *kept) if kept else y
 
@@ -79,13 +81,19 @@ class Linear(Module):
         ------
         RuntimeError
             No pending forward.
+        TypeError, ValueError
+            ``dy`` of the wrong dtype or shape, or a cache not from this layer's forward.
         """
         cache = self._pending_or(cache)
+        if not isinstance(cache, LinearCache):
+            raise TypeError(f"cache must be the LinearCache from Linear.forward(..., return_cache=True); "
+                            f"got {type(cache).__name__}")
+        self._check_owner(cache)
         dy = check_input("dy", dy, self.dtype, max(np.ndim(dy), 1), "(..., D_out)", self.out_features, "D_out")
+        expected = cache.shape + (self.out_features,)
+        if dy.shape != expected:
+            raise ValueError(f"dy has shape {dy.shape}; expected the shape of y = {expected}")
         N = cache.x.shape[0]
-        if dy.size // self.out_features != N:
-            raise ValueError(f"dy has shape {dy.shape}; expected the shape of y, "
-                             f"with {N} rows of D_out={self.out_features}")
         self._consume(cache)
         rows = dy.reshape(N, self.out_features)  # (N, D_out)
         self.grads["weight"] += rows.T @ cache.x

@@ -40,30 +40,39 @@ def cross_entropy(logits, targets) -> Loss:
     TypeError
         Non-float logits or non-integer targets.
     ValueError
-        Mismatched shapes, no positions, or a target outside ``[0, C)``.
+        Logits with fewer than 2 dimensions, mismatched shapes, no positions or
+        classes, or a target outside ``[0, C)``.
 
     Notes
     -----
     Log-sum-exp is taken after subtracting each row's maximum, so no ``exp``
-    overflows and huge logits give finite losses.
+    overflows and huge logits give finite losses.  A NaN or +Inf logit makes
+    its row's gradient and the loss NaN (no warning); a -Inf logit is a class
+    of probability 0, and the loss is Inf only if it is the target.
     """
     logits = np.asarray(logits)
     logits = v.as_float_array("logits", logits, max(logits.ndim, 1), "(..., C)")
     targets = np.asarray(targets)
     if targets.dtype.kind not in "iu":
         raise TypeError(f"targets must be an integer array of class indices; got dtype {targets.dtype}")
-    if logits.ndim < 2 or targets.shape != logits.shape[:-1]:
+    if logits.ndim < 2:
+        raise ValueError(f"logits must be at least 2-D, (..., C) with one row of C scores per target; "
+                         f"got shape {logits.shape}")
+    if targets.shape != logits.shape[:-1]:
         raise ValueError(f"targets has shape {targets.shape}; expected logits.shape[:-1] = {logits.shape[:-1]} "
                          f"(logits must be (..., C); got {logits.shape})")
     C = logits.shape[-1]
+    if logits.size == 0:  # checked before the reshape below, which cannot infer N when C == 0
+        raise ValueError(f"cross_entropy needs at least one position and one class; got logits of shape {logits.shape}")
     rows = logits.reshape(-1, C)  # (N, C)
     labels = targets.reshape(-1)  # (N,)
     N = rows.shape[0]
-    if N == 0 or C == 0:
-        raise ValueError(f"cross_entropy needs at least one position and one class; got logits of shape {logits.shape}")
     if labels.min() < 0 or labels.max() >= C:
         raise ValueError(f"targets must lie in [0, {C}); got values in [{labels.min()}, {labels.max()}]")
-    shifted = rows - rows.max(axis=1, keepdims=True)  # (N, C), max 0 per row
+    # A +Inf logit makes its row's max Inf and Inf - Inf = NaN: the row's loss and
+    # gradient are NaN, as in PyTorch; silenced so that NaN propagates without a warning.
+    with np.errstate(invalid="ignore"):
+        shifted = rows - rows.max(axis=1, keepdims=True)  # (N, C), max 0 per row
     exp_shifted = np.exp(shifted)  # (N, C), in (0, 1]: cannot overflow
     norm = exp_shifted.sum(axis=1)  # (N,), >= 1: its log is finite
     picked = np.arange(N)

@@ -19,12 +19,23 @@ cache, and the rules are:
 
 Caches hold private copies of the inputs and weights, so an optimizer step
 between forward and backward does not change what backward computes: the
-gradient is always that of the forward that produced the cache.
+gradient is always that of the forward that produced the cache.  A cache
+records the layer that made it; another layer's cache is rejected.
+
+Threads
+-------
+Because of the pending cache, one layer object is not for concurrent use from
+several threads (a forward in one thread would replace the cache another
+thread's backward needs); give each thread its own layer.  The kernels
+themselves are thread-safe.
 """
 
 from __future__ import annotations
 
 from typing import Iterable, Mapping
+
+import math
+import numbers
 
 import numpy as np
 
@@ -40,13 +51,19 @@ class Module:
     """
 
     def __init__(self, dtype) -> None:
-        dtype = np.dtype(dtype)
-        if dtype not in v.SUPPORTED_DTYPES:
-            raise TypeError(f"dtype must be float32 or float64; got {dtype}")
+        # np.dtype(None) is float64, not the layers' float32 default: refuse it rather than guess.
+        try:
+            resolved = None if dtype is None else np.dtype(dtype)
+        except TypeError:
+            resolved = None
+        if resolved is None or resolved not in v.SUPPORTED_DTYPES:  # (np.dtype("f8") == None is True)
+            raise TypeError(f"dtype must be float32 or float64; got {resolved if resolved else repr(dtype)}")
+        dtype = resolved
         self.dtype = dtype
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self._pending = None
+        self._token = object()  # stamped on every cache this layer makes (see _check_owner)
 
     def _add_param(self, name: str, value: np.ndarray) -> None:
         self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
@@ -98,6 +115,12 @@ class Module:
             )
         return self._pending
 
+    def _check_owner(self, cache) -> None:
+        """A cache of another layer (even an identical one) would add its gradient to this layer's grads."""
+        if cache.owner is not self._token:
+            raise ValueError(f"cache was made by another layer's forward; pass the cache this "
+                             f"{type(self).__name__}'s forward(..., return_cache=True) returned")
+
     def _consume(self, cache) -> None:
         """Release the pending cache if ``cache`` is it."""
         if cache is self._pending:
@@ -133,7 +156,8 @@ def as_modules(modules) -> list[Module]:
     result = list(modules) if isinstance(modules, Iterable) else [modules]
     for module in result:
         if not isinstance(module, Module):
-            raise TypeError(f"expected fastrnn.nn layers (Module); got {type(module).__name__}")
+            raise TypeError(f"expected fastrnn.nn layers (Module), e.g. [lstm, head], not their params; "
+                            f"got {type(module).__name__}")
     return result
 
 
@@ -146,3 +170,36 @@ def check_input(name: str, value, dtype: np.dtype, ndim: int, layout: str, last:
     if array.shape[-1] != last:
         raise ValueError(f"{name} has shape {array.shape}; expected {layout} with {last_name}={last}")
     return array
+
+
+def check_size(name: str, value) -> int:
+    """A layer size: a positive int (bool is not a size, although it is an int)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a positive integer; got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def check_bool(name: str, value) -> bool:
+    """A flag must be a real bool: ``bidirectional="no"`` would otherwise silently mean True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_positive(name: str, value, *, allow_inf: bool = False) -> float:
+    """A positive real number (finite unless ``allow_inf``), e.g. a learning rate or a norm bound."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number; got {type(value).__name__} {value!r}")
+    if not (value > 0 and (allow_inf or math.isfinite(value))):
+        raise ValueError(f"{name} must be positive{'' if allow_inf else ' and finite'}; got {value!r}")
+    return float(value)
+
+
+def make_rng(seed) -> np.random.Generator:
+    """``np.random.default_rng(seed)`` with a message that names ``seed``."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"seed must be None or a non-negative integer; got {seed!r} ({error})") from None

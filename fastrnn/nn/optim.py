@@ -10,9 +10,11 @@ Nesterov, no amsgrad).
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-from .module import as_modules
+from .module import as_modules, check_positive
 
 
 class Optimizer:
@@ -21,10 +23,13 @@ class Optimizer:
     slots: tuple = ()
 
     def __init__(self, modules, lr: float) -> None:
-        if not lr > 0:
-            raise ValueError(f"lr must be positive; got {lr!r}")
+        self.lr = check_positive("lr", lr)
         self.modules = as_modules(modules)
-        self.lr = float(lr)
+        if not self.modules:
+            raise ValueError(f"{type(self).__name__} got no layers to optimize")
+        if len({id(module) for module in self.modules}) != len(self.modules):
+            # PyTorch refuses this too: the layer would be stepped twice per step().
+            raise ValueError(f"{type(self).__name__} got the same layer more than once")
         self.steps = 0
         self.state = {
             (slot, index, name): np.zeros_like(param)
@@ -83,9 +88,7 @@ class SGD(Optimizer):
     slots = ("velocity",)
 
     def __init__(self, modules, lr: float, momentum: float = 0.0) -> None:
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = _fraction("momentum", momentum)
         super().__init__(modules, lr)
 
     def _update(self, param, grad, velocity) -> None:
@@ -100,7 +103,7 @@ class Adagrad(Optimizer):
     slots = ("sum_sq",)
 
     def __init__(self, modules, lr: float = 0.01, eps: float = 1e-10) -> None:
-        self.eps = float(eps)
+        self.eps = check_positive("eps", eps)
         super().__init__(modules, lr)
 
     def _update(self, param, grad, sum_sq) -> None:
@@ -115,10 +118,10 @@ class Adam(Optimizer):
     slots = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, modules, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8) -> None:
-        beta1, beta2 = betas
-        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
-            raise ValueError(f"betas must lie in [0, 1); got {betas!r}")
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2); got {type(betas).__name__} {betas!r}")
+        self.beta1, self.beta2 = _fraction("betas[0]", betas[0]), _fraction("betas[1]", betas[1])
+        self.eps = check_positive("eps", eps)
         super().__init__(modules, lr)
 
     def _update(self, param, grad, exp_avg, exp_avg_sq) -> None:
@@ -129,6 +132,15 @@ class Adam(Optimizer):
         correction1 = 1 - self.beta1**self.steps
         correction2 = 1 - self.beta2**self.steps
         param -= (self.lr / correction1) * exp_avg / (np.sqrt(exp_avg_sq / correction2) + self.eps)
+
+
+def _fraction(name: str, value) -> float:
+    """A decay factor in [0, 1)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number in [0, 1); got {type(value).__name__} {value!r}")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1); got {value!r}")
+    return float(value)
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}

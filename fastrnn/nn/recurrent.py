@@ -21,7 +21,8 @@ Stacking and directions are built from the single-layer kernels: each layer
 and direction is one kernel call, the reverse direction runs the kernel on the
 time-reversed sequence (and its output is reversed back), and the layer's
 cache is the tuple of those kernel caches.  The pending-cache rules are in
-:mod:`fastrnn.nn.module`.
+:mod:`fastrnn.nn.module`; because of that cache, one layer object is not for
+concurrent use from several threads (the kernels are thread-safe).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import numpy as np
 from .. import _validate as v
 from .._types import GRUCache, LSTMCache, RNNCache
 from ..registry import CELLS
-from .module import Module, check_input
+from .module import Module, check_bool, check_input, check_size, make_rng
 
 
 def param_names(layer: int, reverse: bool) -> tuple[str, str, str, str]:
@@ -47,6 +48,7 @@ class LayerCache(NamedTuple):
     """What a recurrent layer's backward needs (returned by ``forward(..., return_cache=True)``)."""
 
     cells: tuple  # cells[layer * Z + direction]: that kernel call's cache (LSTMCache, RNNCache or GRUCache)
+    owner: object  # token of the layer whose forward made it (Module._check_owner)
 
 
 def _time_reversed(array: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -74,15 +76,12 @@ class _Recurrent(Module):
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
                  dtype=np.float32, seed=None) -> None:
         super().__init__(dtype)
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        self.input_size = int(input_size)
-        self.hidden_size = int(hidden_size)
-        self.num_layers = int(num_layers)
-        self.bidirectional = bool(bidirectional)
-        self.batch_first = bool(batch_first)
-        rng = np.random.default_rng(seed)
+        self.input_size = check_size("input_size", input_size)
+        self.hidden_size = check_size("hidden_size", hidden_size)
+        self.num_layers = check_size("num_layers", num_layers)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        self.batch_first = check_bool("batch_first", batch_first)
+        rng = make_rng(seed)
         H, G = self.hidden_size, self.gates
         bound = 1.0 / math.sqrt(H)  # PyTorch: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))
         for layer in range(self.num_layers):
@@ -110,18 +109,20 @@ class _Recurrent(Module):
         array = check_input(name, value, self.dtype, 3, layout, last, last_name)
         return array.transpose(1, 0, 2) if self.batch_first else array
 
+    def _caller_shape(self, array: np.ndarray) -> tuple:
+        return (array.shape[1], array.shape[0], *array.shape[2:]) if self.batch_first else array.shape
+
     def _caller_layout(self, array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(array.transpose(1, 0, 2)) if self.batch_first else array
 
-    def _states(self, name: str, states, B: int) -> list:
-        """Each state as a checked (L*Z, B, H) array, or None."""
+    def _states(self, labels: tuple, states, B: int) -> list:
+        """Each state as a checked (L*Z, B, H) array, or None; ``labels`` name them in messages."""
         shape = (self.num_layers * self.num_directions, B, self.hidden_size)
         result = []
-        for state_name, value in zip(self.state_names, states):
+        for label, value in zip(labels, states):
             if value is None:
                 result.append(None)
                 continue
-            label = f"{name}{state_name}" if len(self.state_names) > 1 else name
             array = check_input(label, value, self.dtype, 3, "(L*Z, B, H)", self.hidden_size, "H")
             v.check_shape(label, array, shape, f"(num_layers*num_directions, B, H) with B={B}")
             result.append(array)
@@ -138,7 +139,7 @@ class _Recurrent(Module):
     # -- every layer and direction ----------------------------------------------
     def _forward(self, x, states, lengths, return_cache):
         x = self._time_major("x", x, self.input_size, "D")
-        states = self._states("", states, x.shape[1])
+        states = self._states(tuple(f"{s}0" for s in self.state_names), states, x.shape[1])
         lengths = v.prepare_lengths(lengths, x.shape[0], x.shape[1])  # (B,)
         Z = self.num_directions
         caches = []
@@ -159,7 +160,7 @@ class _Recurrent(Module):
                 caches.append(out.cache)
             inputs = outputs[0] if Z == 1 else np.concatenate(outputs, axis=2)  # (T, B, Z*H)
         finals = tuple(np.stack(f) for f in finals)  # each (L*Z, B, H)
-        return (self._caller_layout(inputs), finals) + self._keep(LayerCache(tuple(caches)), return_cache)
+        return (self._caller_layout(inputs), finals) + self._keep(LayerCache(tuple(caches), self._token), return_cache)
 
     def _check_cache(self, cache) -> None:
         count = self.num_layers * self.num_directions
@@ -168,6 +169,7 @@ class _Recurrent(Module):
             raise TypeError(
                 f"cache must be the LayerCache of {count} {self._cache_type.__name__} from "
                 f"{type(self).__name__}.forward(..., return_cache=True); got {type(cache).__name__}")
+        self._check_owner(cache)
 
     def _backward(self, dy, dstates, cache):
         cache = self._pending_or(cache)
@@ -176,9 +178,11 @@ class _Recurrent(Module):
         H, Z = self.hidden_size, self.num_directions
         dy = self._time_major("dy", dy, Z * H, "H" if Z == 1 else "2*H")
         if dy.shape[:2] != (T, B):
-            raise ValueError(f"dy has shape {dy.shape} (time-major); expected (T, B, {'H' if Z == 1 else '2*H'}) = "
-                             f"{(T, B, Z * H)}, the shape of y")
-        dstates = self._states("d", dstates, B)
+            # Reported in the caller's layout: a batch_first caller never sees a time-major shape.
+            letters, expected = ("(B, T, ", (B, T, Z * H)) if self.batch_first else ("(T, B, ", (T, B, Z * H))
+            raise ValueError(f"dy has shape {self._caller_shape(dy)}; expected {letters}"
+                             f"{'H' if Z == 1 else '2*H'}) = {expected}, the shape of y")
+        dstates = self._states(tuple(f"d{s}_n" for s in self.state_names), dstates, B)
         lengths = cache.cells[0].lengths  # every kernel call of one forward had the same
         self._consume(cache)
         n_biases = len(self.cell.bias_names)
