@@ -42,26 +42,19 @@ def add_arguments(parser) -> None:
     gate.add_arguments(parser)  # --check BASELINE.json, --update, --tolerance
 
 
-def _positive(name, values):
-    for v in values:
-        if v < 1:
-            raise SystemExit(f"fastrnn bench: {name} must be positive integers; got {v}")
-    return values
-
-
 def run(args) -> int:
     from ..bench import gate, grid, harness, peers, runners
     from ..registry import CELLS
 
     gate.prepare(args)
-    peers.configure_threads(_positive("--threads", [args.threads])[0])
+    peers.configure_threads(args.threads)
     axes = dict(grid.QUICK if args.quick else grid.TARGET)
     if args.batch:
-        axes["batches"] = _positive("--batch", args.batch)
+        axes["batches"] = args.batch
     if args.hidden:
-        axes["hiddens"] = _positive("--hidden", args.hidden)
+        axes["hiddens"] = args.hidden
     if args.seq_len:
-        axes["seq_lens"] = _positive("--seq-len", args.seq_len)
+        axes["seq_lens"] = args.seq_len
     shapes = grid.product(**axes, input_size=args.input_size)
     impls = [i for i in args.impl if i in ("fastrnn", "reference") or peers.available(i)]
     missing = [i for i in args.impl if i not in impls]
