@@ -39,6 +39,12 @@ import os
 import threading
 
 SINGLE_THREAD_BELOW_MACS = 1 << 24  # ~0.2 ms of single-threaded SGEMM on this machine
+# OpenBLAS itself runs a GEMM of at most this many multiply-adds on one thread
+# (SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD = 65536 * 4 in its interface/gemm.c;
+# the per-step crossover measured here agrees: 2**18 ran alike on 1 and 2 threads,
+# 2**19 did not).  A call whose products are all this small needs no toggle, which
+# costs about 3 us per call when OpenBLAS's count goes back up.
+OPENBLAS_THREADS_ABOVE_MACS = 1 << 18
 
 
 @functools.lru_cache(maxsize=None)
@@ -86,9 +92,10 @@ def single_threaded():
                 setter(_saved_threads)
 
 
-def call_kernel(macs: float, kernel, *args) -> None:
-    """``kernel(*args)``, with SciPy's BLAS on one thread while it runs when ``macs`` is small."""
-    if macs >= SINGLE_THREAD_BELOW_MACS:
+def call_kernel(macs: float, largest: float, kernel, *args) -> None:
+    """``kernel(*args)``, with SciPy's BLAS on one thread while it runs when the call is small
+    (``macs`` multiply-adds in all) but has a product OpenBLAS would thread (``largest``)."""
+    if macs >= SINGLE_THREAD_BELOW_MACS or largest <= OPENBLAS_THREADS_ABOVE_MACS:
         kernel(*args)
         return
     with single_threaded():

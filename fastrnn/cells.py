@@ -136,7 +136,7 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_fini
     gates = np.empty((T, B, 4 * H), args.dtype)  # (T, B, 4H)
     work = np.empty((B, 4 * H), args.dtype)  # (B, 4H)
     D = args.x.shape[2]
-    call_kernel(T * B * 4 * H * (D + H), lstm_forward_kernel,
+    call_kernel(T * B * 4 * H * (D + H), T * B * 4 * H * max(D, H), lstm_forward_kernel,
                 args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, c, gates, work)
     cache = LSTMCache(args.x, args.w_ih, args.w_hh, h, c, gates, steps)
     return LSTMForward(outputs(h, steps), LSTMState(h[T].copy(), c[T].copy()), cache)
@@ -177,8 +177,9 @@ def lstm_backward(dy, cache, dh_n=None, dc_n=None, *, check_finite=False) -> LST
     dw_hh = np.empty((4 * H, H), dtype)  # (4H, H)
     db = np.empty(4 * H, dtype)  # (4H,)
     work = np.empty((B, H), dtype)  # (B, H)
-    call_kernel(3 * T * B * 4 * H * (D + H), lstm_backward_kernel, dy, cache.x, cache.w_ih, cache.w_hh,
-                cache.lengths, cache.h, cache.c, cache.gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db)
+    call_kernel(3 * T * B * 4 * H * (D + H), T * B * 4 * H * max(D, H), lstm_backward_kernel,
+                dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, cache.c, cache.gates,
+                dh, dc, dgates, work, dx, dw_ih, dw_hh, db)
     return LSTMGrads(dx, dw_ih, dw_hh, db, dh, dc)
 
 
@@ -224,7 +225,8 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) 
     h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
     work = np.empty((B, H), args.dtype)  # (B, H)
     D = args.x.shape[2]
-    call_kernel(T * B * H * (D + H), rnn_forward_kernel, args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, work)
+    call_kernel(T * B * H * (D + H), T * B * H * max(D, H), rnn_forward_kernel,
+                args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, work)
     return RNNForward(outputs(h, steps), h[T].copy(), RNNCache(args.x, args.w_ih, args.w_hh, h, steps))
 
 
@@ -262,7 +264,7 @@ def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
     dw_hh = np.empty((H, H), dtype)  # (H, H)
     db = np.empty(H, dtype)  # (H,)
     work = np.empty((B, H), dtype)  # (B, H)
-    call_kernel(3 * T * B * H * (D + H), rnn_backward_kernel,
+    call_kernel(3 * T * B * H * (D + H), T * B * H * max(D, H), rnn_backward_kernel,
                 dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, dh, da, work, dx, dw_ih, dw_hh, db)
     return RNNGrads(dx, dw_ih, dw_hh, db, dh)
 
@@ -311,7 +313,7 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, lengths=None, check_finit
     recurrent_n = np.empty((T, B, H), args.dtype)  # (T, B, H)
     work = np.empty((B, 3 * H), args.dtype)  # (B, 3H)
     D = args.x.shape[2]
-    call_kernel(T * B * 3 * H * (D + H), gru_forward_kernel,
+    call_kernel(T * B * 3 * H * (D + H), T * B * 3 * H * max(D, H), gru_forward_kernel,
                 args.x, args.w_ih, args.w_hh, *args.biases, steps, h, gates, recurrent_n, work)
     cache = GRUCache(args.x, args.w_ih, args.w_hh, h, gates, recurrent_n, steps)
     return GRUForward(outputs(h, steps), h[T].copy(), cache)
@@ -354,6 +356,7 @@ def gru_backward(dy, cache, dh_n=None, *, check_finite=False) -> GRUGrads:
     dw_hh = np.empty((3 * H, H), dtype)  # (3H, H)
     db_ih = np.empty(3 * H, dtype)  # (3H,)
     db_hh = np.empty(3 * H, dtype)  # (3H,)
-    call_kernel(3 * T * B * 3 * H * (D + H), gru_backward_kernel, dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths,
-                cache.h, cache.gates, cache.recurrent_n, dh, carry, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh)
+    call_kernel(3 * T * B * 3 * H * (D + H), T * B * 3 * H * max(D, H), gru_backward_kernel,
+                dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, cache.gates, cache.recurrent_n,
+                dh, carry, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh)
     return GRUGrads(dx, dw_ih, dw_hh, db_ih, db_hh, dh)

@@ -30,14 +30,21 @@ def two_threads():
 
 def test_small_call_is_single_threaded_and_restores(two_threads):
     seen = []
-    _blas.call_kernel(1000, lambda: seen.append(current_threads()))
+    _blas.call_kernel(1000, 1 << 20, lambda: seen.append(current_threads()))
     assert seen == [1]
     assert current_threads() == 2
 
 
+def test_call_without_threadable_products_is_left_alone(two_threads):
+    """Products OpenBLAS runs on one thread anyway need no toggle (it costs microseconds)."""
+    seen = []
+    _blas.call_kernel(1000, _blas.OPENBLAS_THREADS_ABOVE_MACS, lambda: seen.append(current_threads()))
+    assert seen == [2]
+
+
 def test_large_call_keeps_openblas_choice(two_threads):
     seen = []
-    _blas.call_kernel(_blas.SINGLE_THREAD_BELOW_MACS, lambda: seen.append(current_threads()))
+    _blas.call_kernel(_blas.SINGLE_THREAD_BELOW_MACS, 1 << 20, lambda: seen.append(current_threads()))
     assert seen == [2]
 
 
@@ -46,7 +53,7 @@ def test_restored_when_the_kernel_raises(two_threads):
         raise RuntimeError("kernel failed")
 
     with pytest.raises(RuntimeError):
-        _blas.call_kernel(1000, boom)
+        _blas.call_kernel(1000, 1 << 20, boom)
     assert current_threads() == 2
 
 
@@ -64,8 +71,8 @@ def test_overlapping_calls_from_threads_restore_the_count(two_threads):
         b_inside.set()
         thread_a.join(10)  # A has left completely before B leaves
 
-    thread_a = threading.Thread(target=_blas.call_kernel, args=(1000, kernel_a))
-    thread_b = threading.Thread(target=_blas.call_kernel, args=(1000, kernel_b))
+    thread_a = threading.Thread(target=_blas.call_kernel, args=(1000, 1 << 20, kernel_a))
+    thread_b = threading.Thread(target=_blas.call_kernel, args=(1000, 1 << 20, kernel_b))
     thread_a.start()
     thread_b.start()
     thread_b.join(10)
