@@ -72,6 +72,18 @@ def check_finite_values(name: str, array: np.ndarray) -> None:
         raise ValueError(f"{name} contains NaN or Inf (raised because check_finite=True)")
 
 
+def kernel_readable(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``array`` itself when a kernel can read it as it is, else a private copy.
+
+    Read-only arrays are copied too, although kernels never write them: Numba
+    types read-only arrays separately, so one would compile a second kernel
+    (seconds; see tests/test_layouts.py::test_layouts_compile_no_extra_kernel_specializations).
+    """
+    if array.flags.c_contiguous and array.flags.writeable and array.dtype == dtype:
+        return array
+    return private_copy(array, dtype)
+
+
 def private_copy(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """A C-contiguous, native-order copy that nobody else holds."""
     return np.array(array, dtype=dtype, order="C", copy=True)
@@ -133,16 +145,19 @@ def prepare_forward(gates: int, x, w_ih, w_hh, biases: dict, states: dict, check
         x=private_copy(x, dtype),
         w_ih=private_copy(w_ih, dtype),
         w_hh=private_copy(w_hh, dtype),
-        biases=tuple(private_copy(array, dtype) for array in biases.values()),
+        # Biases are read, never kept or written: the caller's array serves when the kernel can take it.
+        biases=tuple(kernel_readable(array, dtype) for array in biases.values()),
         states=tuple(prepared_states),
         dtype=dtype,
     )
 
 
-def prepare_lengths(lengths, T: int, B: int) -> np.ndarray:
-    """``lengths`` as a private (B,) int64 array with 0 <= lengths <= T; None means all T."""
+def prepare_lengths(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """``lengths`` as a private (B,) int64 array with 0 <= lengths <= T (None means all T), and the
+    (T, B) mask of padded steps, or None when there are none (computed once: small NumPy
+    reductions cost about a microsecond each, a fair part of a small call)."""
     if lengths is None:
-        return np.full(B, T, np.int64)  # (B,)
+        return np.full(B, T, np.int64), None  # (B,)
     try:
         array = np.asarray(lengths)
     except ValueError as error:
@@ -153,7 +168,8 @@ def prepare_lengths(lengths, T: int, B: int) -> np.ndarray:
         raise ValueError(f"lengths has shape {array.shape}; expected (B,) = ({B},) with B from x")
     if B and (array.min() < 0 or array.max() > T):
         raise ValueError(f"lengths must lie in [0, T] = [0, {T}]; got values from {array.min()} to {array.max()}")
-    return np.array(array, dtype=np.int64, order="C", copy=True)
+    array = np.array(array, dtype=np.int64, order="C", copy=True)
+    return array, padding_mask(array, T)
 
 
 def padding_mask(lengths: np.ndarray, T: int) -> np.ndarray | None:
@@ -163,14 +179,13 @@ def padding_mask(lengths: np.ndarray, T: int) -> np.ndarray | None:
     return np.arange(T)[:, None] >= lengths[None, :]
 
 
-def zero_padding(x: np.ndarray, lengths: np.ndarray) -> None:
-    """Zero the padded steps of a private (T, B, D) copy, in place.
+def zero_padding(x: np.ndarray, mask: np.ndarray | None) -> None:
+    """Zero the padded steps (``mask`` (T, B), from :func:`prepare_lengths`) of a private (T, B, D) copy.
 
     Padding is never an input to the recurrence, but the hoisted products
     (x @ w_ih.T, dgates.T @ x) read all T*B rows; with a NaN in padding,
     0 * NaN would put NaN into dw_ih.
     """
-    mask = padding_mask(lengths, x.shape[0])
     if mask is not None:
         x[mask] = 0
 
@@ -230,8 +245,8 @@ def check_cache(cache, cache_type: type, gates: int, producer: str) -> tuple:
         want = np.dtype(np.int64) if name == "lengths" else dtype
         if not is_plain(array, len(expected[name])) or array.shape != expected[name] or array.dtype != want:
             raise tampered(name, f"{want} array of shape {expected[name]}")
-    if B and (cache.lengths.min() < 0 or cache.lengths.max() > T):
-        raise tampered("lengths", f"int64 array of shape ({B},) with values in [0, {T}]")
+    # lengths' values are not checked: kernels only compare t < lengths[b], so no
+    # value can index out of bounds, and the forward validated them.
     return T, B, D, H, dtype
 
 
@@ -260,9 +275,4 @@ def prepare_backward(dy, T: int, B: int, H: int, dtype: np.dtype, dstates: dict,
         if check_finite:
             check_finite_values(name, array)
         prepared.append(private_copy(array, dtype))
-    # A read-only dy is copied although kernels never write it: Numba types read-only
-    # arrays separately, so passing one would compile a second backward kernel (seconds;
-    # see tests/test_layouts.py::test_layouts_compile_no_extra_kernel_specializations).
-    if not (dy.flags.c_contiguous and dy.flags.writeable and dy.dtype == dtype):
-        dy = private_copy(dy, dtype)
-    return dy, prepared
+    return kernel_readable(dy, dtype), prepared

@@ -81,12 +81,11 @@ def _initial(state, T: int, B: int, H: int, dtype) -> np.ndarray:
     return buffer
 
 
-def outputs(h: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """y (T, B, H) from the states h (T+1, B, H): a copy, zero past each sequence's length."""
+def outputs(h: np.ndarray, padded: np.ndarray | None) -> np.ndarray:
+    """y (T, B, H) from the states h (T+1, B, H): a copy, zero at padded steps (``padded`` (T, B))."""
     y = h[1:].copy()
-    mask = v.padding_mask(lengths, y.shape[0])
-    if mask is not None:
-        y[mask] = 0
+    if padded is not None:
+        y[padded] = 0
     return y
 
 
@@ -129,8 +128,8 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_fini
     args = v.prepare_forward(4, x, w_ih, w_hh, {"b": b}, {"h0": h0, "c0": c0}, check_finite)
     T, B, _ = args.x.shape
     H = args.w_hh.shape[1]
-    steps = v.prepare_lengths(lengths, T, B)  # (B,)
-    v.zero_padding(args.x, steps)
+    steps, padded = v.prepare_lengths(lengths, T, B)  # (B,), (T, B) or None
+    v.zero_padding(args.x, padded)
     h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
     c = _initial(args.states[1], T, B, H, args.dtype)  # (T+1, B, H)
     gates = np.empty((T, B, 4 * H), args.dtype)  # (T, B, 4H)
@@ -139,7 +138,7 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_fini
     call_kernel(T * B * 4 * H * (D + H), T * B * 4 * H * max(D, H), lstm_forward_kernel,
                 args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, c, gates, work)
     cache = LSTMCache(args.x, args.w_ih, args.w_hh, h, c, gates, steps)
-    return LSTMForward(outputs(h, steps), LSTMState(h[T].copy(), c[T].copy()), cache)
+    return LSTMForward(outputs(h, padded), LSTMState(h[T].copy(), c[T].copy()), cache)
 
 
 def lstm_backward(dy, cache, dh_n=None, dc_n=None, *, check_finite=False) -> LSTMGrads:
@@ -220,14 +219,14 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) 
     args = v.prepare_forward(1, x, w_ih, w_hh, {"b": b}, {"h0": h0}, check_finite)
     T, B, _ = args.x.shape
     H = args.w_hh.shape[1]
-    steps = v.prepare_lengths(lengths, T, B)  # (B,)
-    v.zero_padding(args.x, steps)
+    steps, padded = v.prepare_lengths(lengths, T, B)  # (B,), (T, B) or None
+    v.zero_padding(args.x, padded)
     h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
     work = np.empty((B, H), args.dtype)  # (B, H)
     D = args.x.shape[2]
     call_kernel(T * B * H * (D + H), T * B * H * max(D, H), rnn_forward_kernel,
                 args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, work)
-    return RNNForward(outputs(h, steps), h[T].copy(), RNNCache(args.x, args.w_ih, args.w_hh, h, steps))
+    return RNNForward(outputs(h, padded), h[T].copy(), RNNCache(args.x, args.w_ih, args.w_hh, h, steps))
 
 
 def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
@@ -306,8 +305,8 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, lengths=None, check_finit
     args = v.prepare_forward(3, x, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, {"h0": h0}, check_finite)
     T, B, _ = args.x.shape
     H = args.w_hh.shape[1]
-    steps = v.prepare_lengths(lengths, T, B)  # (B,)
-    v.zero_padding(args.x, steps)
+    steps, padded = v.prepare_lengths(lengths, T, B)  # (B,), (T, B) or None
+    v.zero_padding(args.x, padded)
     h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
     gates = np.empty((T, B, 3 * H), args.dtype)  # (T, B, 3H)
     recurrent_n = np.empty((T, B, H), args.dtype)  # (T, B, H)
@@ -316,7 +315,7 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, lengths=None, check_finit
     call_kernel(T * B * 3 * H * (D + H), T * B * 3 * H * max(D, H), gru_forward_kernel,
                 args.x, args.w_ih, args.w_hh, *args.biases, steps, h, gates, recurrent_n, work)
     cache = GRUCache(args.x, args.w_ih, args.w_hh, h, gates, recurrent_n, steps)
-    return GRUForward(outputs(h, steps), h[T].copy(), cache)
+    return GRUForward(outputs(h, padded), h[T].copy(), cache)
 
 
 def gru_backward(dy, cache, dh_n=None, *, check_finite=False) -> GRUGrads:

@@ -35,8 +35,8 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_fini
         4, x, w_ih, w_hh, {"b": b}, {"h0": h0, "c0": c0}, check_finite)
     T, B, _ = x.shape
     H = w_hh.shape[1]
-    lengths = v.prepare_lengths(lengths, T, B)
-    v.zero_padding(x, lengths)
+    lengths, padded = v.prepare_lengths(lengths, T, B)
+    v.zero_padding(x, padded)
     h = np.zeros((T + 1, B, H), dtype)  # (T+1, B, H)
     c = np.zeros((T + 1, B, H), dtype)  # (T+1, B, H)
     h[0] = _state_or_zeros(h0, B, H, dtype)
@@ -96,8 +96,8 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) 
     x, w_ih, w_hh, (b,), (h0,), dtype = v.prepare_forward(1, x, w_ih, w_hh, {"b": b}, {"h0": h0}, check_finite)
     T, B, _ = x.shape
     H = w_hh.shape[1]
-    lengths = v.prepare_lengths(lengths, T, B)
-    v.zero_padding(x, lengths)
+    lengths, padded = v.prepare_lengths(lengths, T, B)
+    v.zero_padding(x, padded)
     h = np.zeros((T + 1, B, H), dtype)  # (T+1, B, H)
     h[0] = _state_or_zeros(h0, B, H, dtype)
     for t in range(T):
@@ -134,8 +134,8 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, lengths=None, check_finit
         3, x, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, {"h0": h0}, check_finite)
     T, B, _ = x.shape
     H = w_hh.shape[1]
-    lengths = v.prepare_lengths(lengths, T, B)
-    v.zero_padding(x, lengths)
+    lengths, padded = v.prepare_lengths(lengths, T, B)
+    v.zero_padding(x, padded)
     h = np.zeros((T + 1, B, H), dtype)  # (T+1, B, H)
     h[0] = _state_or_zeros(h0, B, H, dtype)
     gates = np.zeros((T, B, 3 * H), dtype)  # (T, B, 3H)

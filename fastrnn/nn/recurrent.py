@@ -140,7 +140,7 @@ class _Recurrent(Module):
     def _forward(self, x, states, lengths, return_cache):
         x = self._time_major("x", x, self.input_size, "D")
         states = self._states(tuple(f"{s}0" for s in self.state_names), states, x.shape[1])
-        lengths = v.prepare_lengths(lengths, x.shape[0], x.shape[1])  # (B,)
+        lengths, _ = v.prepare_lengths(lengths, x.shape[0], x.shape[1])  # (B,)
         Z = self.num_directions
         caches = []
         finals = [[] for _ in self.state_names]  # finals[k][layer * Z + direction], each (B, H)
