@@ -29,11 +29,12 @@ def _time_calls(run: Callable[[], None], calls: int) -> float:
 
 
 def measure(runners: dict[str, Callable[[], None]], *, min_sample: float = 2e-3, rounds: int = 7,
-            budget: float = 1.0, min_rounds: int = 3) -> dict[str, Timing]:
+            budget: float = 1.0, min_rounds: int = 3, cold: tuple = ("reference",)) -> dict[str, Timing]:
     """Median seconds per call of each runner, measured interleaved.
 
     Each runner is called once first (compilation, caches, allocator warm-up)
-    and then timed once.  A runner whose single call already exceeds
+    and then timed once; runners named in ``cold`` (plain NumPy, nothing to
+    compile) skip the warm-up call.  A runner whose single call already exceeds
     ``budget`` keeps that one timing (a slow reference must not stall the run);
     the others take samples, each repeating the call until it lasts
     ``min_sample`` seconds, for ``rounds`` rounds -- fewer, but at least
@@ -42,7 +43,8 @@ def measure(runners: dict[str, Callable[[], None]], *, min_sample: float = 2e-3,
     calls = {}
     samples: dict[str, list] = {}
     for name, run in runners.items():
-        run()
+        if name not in cold:
+            run()
         once = _time_calls(run, 1)
         calls[name] = max(1, int(np.ceil(min_sample / max(once, 1e-9))))
         samples[name] = [once] if once > budget else []

@@ -48,7 +48,7 @@ def run(args) -> int:
 
     gate.prepare(args)
     peers.configure_threads(args.threads)
-    axes = dict(grid.QUICK if args.quick else grid.TARGET)
+    axes = dict(grid.QUICK if args.quick else grid.DEFAULT)
     if args.batch:
         axes["batches"] = args.batch
     if args.hidden:
@@ -61,7 +61,7 @@ def run(args) -> int:
     if "fastrnn" not in impls:
         impls.insert(0, "fastrnn")
     timing = dict(min_sample=1e-3, rounds=args.rounds or 5, budget=0.3) if args.quick else \
-        dict(min_sample=2e-3, rounds=args.rounds or 7, budget=0.6)
+        dict(min_sample=2e-3, rounds=args.rounds or 5, budget=0.3)
 
     started = time.perf_counter()
     peaks = {dtype: harness.gemm_gflops(dtype) for dtype in args.dtype}
