@@ -79,3 +79,22 @@ class Fastrnn(_CellTimes):
 
 class Reference(_CellTimes):
     impl = "reference"
+
+
+class VariableLengths:
+    """fastrnn on variable-length batches (lengths uniform in [T/2, T], one of T), the case torch
+    runs through PackedSequence; B=32 float32, the sizes where padding matters."""
+
+    params = [sorted(CELLS), list(grid.MODES), [32, 512], [128, 1024]]
+    param_names = ["cell", "mode", "H", "T"]
+    timeout = 120
+
+    def setup(self, cell, mode, H, T):
+        shape = grid.Shape(T, 32, H, H)
+        if skipped("fastrnn", cell, mode, shape):
+            raise NotImplementedError("skipped to keep a full run short")
+        self.run = runners.make_runner("fastrnn", cell, shape, "float32", mode, THREADS, varlen=True)
+        self.run()
+
+    def time_call(self, cell, mode, H, T):
+        self.run()
