@@ -46,24 +46,35 @@ def draw_problem(module, T, B, dtype, seed):
     }
 
 
-def layer_run(layer, p):
+def layer_run(layer, p, lengths=None):
     """(y, final_states, dx, dstates0) from the layer's forward and backward."""
     if isinstance(layer, nn.LSTM):
-        y, finals = layer.forward(p["x"], p["states0"])
+        y, finals = layer.forward(p["x"], p["states0"], lengths=lengths)
         dx, dstates0 = layer.backward(p["dy"], p["dstates_n"])
     else:
-        y, h_n = layer.forward(p["x"], p["states0"][0])
+        y, h_n = layer.forward(p["x"], p["states0"][0], lengths=lengths)
         finals = (h_n,)
         dx, dh0 = layer.backward(p["dy"], p["dstates_n"][0])
         dstates0 = (dh0,)
     return y, tuple(finals), dx, tuple(dstates0)
 
 
-def torch_run(module, p):
-    """The same through torch autograd on sum(dy*y) + sum(dstate_n*state_n); param grads stay on the module."""
+def torch_run(module, p, lengths=None):
+    """The same through torch autograd on sum(dy*y) + sum(dstate_n*state_n); param grads stay on the module.
+
+    With ``lengths``, torch's variable-length path: pack_padded_sequence, run, pad back to T.
+    """
     x = torch.tensor(p["x"], requires_grad=True)
     states0 = [torch.tensor(s, requires_grad=True) for s in p["states0"]]
-    y, final = module(x, tuple(states0) if module.mode == "LSTM" else states0[0])
+    if lengths is None:
+        y, final = module(x, tuple(states0) if module.mode == "LSTM" else states0[0])
+    else:
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+        packed = pack_padded_sequence(x, torch.tensor(lengths), batch_first=module.batch_first, enforce_sorted=False)
+        out, final = module(packed, tuple(states0) if module.mode == "LSTM" else states0[0])
+        T = x.shape[1 if module.batch_first else 0]
+        y, _ = pad_packed_sequence(out, batch_first=module.batch_first, total_length=T)
     finals = tuple(final) if module.mode == "LSTM" else (final,)
     loss = (torch.tensor(p["dy"]) * y).sum()
     for d_final, state in zip(p["dstates_n"], finals):

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._jit import jit
 from .activations import sigmoid, tanh
-from .matmul import backward_products, project, row_times_matrix, use_loops
+from .matmul import backward_products, project, recurrent_grad, row_times_matrix, use_loops
 
 
 @jit
@@ -107,13 +107,7 @@ def lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b
                 _gates_backward_row(gates[t, bi], c[t, bi], c[t + 1, bi], dy[t, bi], dh[bi], dc[bi], dgates[t, bi])
             else:
                 dgates[t, bi, :] = 0
-        if t < shortest:  # every sequence is active: the product is the new dh
-            np.dot(dgates[t, b0:b1], w_hh, dh[b0:b1])  # (b,4H) @ (4H,H) -> (b,H)
-        else:
-            np.dot(dgates[t, b0:b1], w_hh, work[b0:b1])
-            for bi in range(b0, b1):
-                if t < lengths[bi]:
-                    dh[bi, :] = work[bi]
+        recurrent_grad(dgates[t], w_hh, lengths, t, t < shortest, dh, work, b0, b1)
 
 
 @jit

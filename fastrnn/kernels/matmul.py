@@ -84,3 +84,16 @@ def column_sums(rows, out):
         row = rows[r]
         for k in range(out.shape[0]):
             out[k] += row[k]
+
+
+@jit
+def recurrent_grad(dpre_t, w_hh, lengths, t, all_active, dh, work, b0, b1):
+    """dh[b0:b1] (b,H) <- dpre_t[b0:b1] (b,G*H) @ w_hh (G*H,H): the gradient reaching step t's
+    input state; rows padded at step t keep their dh (work (B,H) is scratch for them)."""
+    if all_active:  # the product is the new dh of every row
+        np.dot(dpre_t[b0:b1], w_hh, dh[b0:b1])
+        return
+    np.dot(dpre_t[b0:b1], w_hh, work[b0:b1])
+    for bi in range(b0, b1):
+        if t < lengths[bi]:
+            dh[bi, :] = work[bi]

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._jit import jit
 from .activations import tanh
-from .matmul import backward_products, project, row_times_matrix, use_loops
+from .matmul import backward_products, project, recurrent_grad, row_times_matrix, use_loops
 
 
 @jit
@@ -68,13 +68,7 @@ def rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1):
                 _tanh_backward_row(h[t + 1, bi], dy[t, bi], dh[bi], da[t, bi])
             else:
                 da[t, bi, :] = 0
-        if t < shortest:  # every sequence is active: the product is the new dh
-            np.dot(da[t, b0:b1], w_hh, dh[b0:b1])  # (b,H) @ (H,H) -> (b,H)
-        else:
-            np.dot(da[t, b0:b1], w_hh, work[b0:b1])
-            for bi in range(b0, b1):
-                if t < lengths[bi]:
-                    dh[bi, :] = work[bi]
+        recurrent_grad(da[t], w_hh, lengths, t, t < shortest, dh, work, b0, b1)
 
 
 @jit
