@@ -46,7 +46,8 @@ def carry_row(h_prev, h_next, c_prev, c_next, gates):
 
 @jit
 def lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1):
-    """The recurrence for batch rows b0:b1 (rows are independent, so chunks may run in parallel).
+    """The recurrence for batch rows b0:b1 (the wrappers pass 0:B; running chunks on separate
+    threads was measured slower here, see _blas.py).
     gates (T,B,4H) holds x@w_ih.T on entry and the activated [i f g o] on exit; h, c (T+1,B,H)
     with [0] set; work (B,4H) scratch.  Steps t >= lengths[b] carry sequence b's state."""
     T = gates.shape[0]
