@@ -84,12 +84,13 @@ def torch_run(module, p, lengths=None):
     return to_numpy(y), tuple(map(to_numpy, finals)), to_numpy(x.grad), tuple(to_numpy(s.grad) for s in states0)
 
 
-def assert_layer_matches_torch(module, T, B, dtype, seed):
-    """Outputs, final states, dx, dstates0 and every parameter gradient, by torch's names."""
+def assert_layer_matches_torch(module, T, B, dtype, seed, lengths=None):
+    """Outputs, final states, dx, dstates0 and every parameter gradient, by torch's names
+    (with ``lengths``: against torch's PackedSequence path)."""
     layer = from_torch(module)
     p = draw_problem(module, T, B, dtype, seed)
-    y, finals, dx, dstates0 = layer_run(layer, p)
-    y_t, finals_t, dx_t, dstates0_t = torch_run(module, p)
+    y, finals, dx, dstates0 = layer_run(layer, p, lengths)
+    y_t, finals_t, dx_t, dstates0_t = torch_run(module, p, lengths)
     assert_close(y, y_t, name="y")
     assert_close(dx, dx_t, name="dx")
     for name, a, e in zip(("h_n", "c_n"), finals, finals_t):
