@@ -3,10 +3,25 @@
 Shared machines are noisy and their speed drifts, so implementations are
 compared only within one run: every round times each implementation once, in
 a rotating order, and the figure reported is the median over rounds.
+
+Each library's idle worker threads keep spinning for a while after its call
+returns: OpenBLAS's (fastrnn and the NumPy reference) for about 0.1 s, torch's
+OpenMP threads and XLA's for several milliseconds.  On a 2-core machine those
+spinners take a core from whichever library is timed next.  Measured (LSTM
+fwd+bwd, T=32, B=32, H=32, medians of 15): torch took 105 ms right after
+fastrnn and 101 ms right after JAX, against 1.0 ms after itself; fastrnn took
+4.6 ms right after torch against 1.0 ms after itself.  So before every sample
+:func:`settle` waits until no thread of the process is busy, and the runner is
+then called once untimed (its own threads awake, as they would be in a program
+that uses only that library).
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import glob
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -28,6 +43,41 @@ def _time_calls(run: Callable[[], None], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
+@functools.lru_cache(maxsize=None)
+def _openblas_shutdowns() -> tuple:
+    """``blas_thread_shutdown_`` of NumPy's and SciPy's OpenBLAS (those that export it)."""
+    import scipy
+
+    found = []
+    for package in (np, scipy):
+        for path in glob.glob(os.path.dirname(package.__file__) + ".libs/libscipy_openblas*.so*"):
+            try:
+                found.append(ctypes.CDLL(path).blas_thread_shutdown_)  # the loaded instance
+            except (OSError, AttributeError):
+                continue
+    return tuple(found)
+
+
+def settle(quantum: float = 0.005, busy_below: float = 0.2, max_wait: float = 0.3) -> float:
+    """Wait until this process's threads are idle (at most ``max_wait`` seconds); returns the wait.
+
+    OpenBLAS's workers are stopped outright -- it starts them again at its
+    next threaded call, during the untimed call that follows -- because they
+    would otherwise spin for about 0.1 s.  Other libraries' threads (torch's
+    OpenMP, XLA's) are waited for: sleeps of ``quantum`` until the process
+    used less than ``busy_below`` of one core's time during one of them.
+    """
+    start = time.perf_counter()
+    for shutdown in _openblas_shutdowns():
+        shutdown()
+    while True:
+        cpu, wall = time.process_time(), time.perf_counter()
+        time.sleep(quantum)
+        now = time.perf_counter()
+        if (time.process_time() - cpu) < busy_below * (now - wall) or now - start > max_wait:
+            return now - start
+
+
 def measure(runners: dict[str, Callable[[], None]], *, min_sample: float = 2e-3, rounds: int = 7,
             budget: float = 1.0, min_rounds: int = 3, cold: tuple = ("reference",)) -> dict[str, Timing]:
     """Median seconds per call of each runner, measured interleaved.
@@ -38,11 +88,14 @@ def measure(runners: dict[str, Callable[[], None]], *, min_sample: float = 2e-3,
     ``budget`` keeps that one timing (a slow reference must not stall the run);
     the others take samples, each repeating the call until it lasts
     ``min_sample`` seconds, for ``rounds`` rounds -- fewer, but at least
-    ``min_rounds``, once they have used ``budget`` seconds.
+    ``min_rounds``, once they have used ``budget`` seconds.  Before each sample
+    the process is left to :func:`settle` and the runner is called once
+    untimed, so no implementation is timed against another's spinning threads.
     """
     calls = {}
     samples: dict[str, list] = {}
     for name, run in runners.items():
+        settle()
         if name not in cold:
             run()
         once = _time_calls(run, 1)
@@ -57,6 +110,9 @@ def measure(runners: dict[str, Callable[[], None]], *, min_sample: float = 2e-3,
         if not active:
             break
         for name in active:
+            settle()
+            if name not in cold:
+                runners[name]()
             seconds = _time_calls(runners[name], calls[name])
             samples[name].append(seconds)
             spent[name] += seconds * calls[name]
