@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastrnn._jit import JIT_OPTIONS
-from fastrnn.kernels.activations import sigmoid, tanh
+from fastrnn.kernels.activations import activate, sigmoid, tanh
 
 MAX_ULP = 3.0  # stated in fastrnn/kernels/activations.py
 
@@ -67,3 +67,24 @@ def test_monotone_and_bounded(dtype):
         y = evaluate(which, x)
         assert y.min() >= lo and y.max() <= hi
         assert np.all(np.diff(y) >= 0)
+
+
+@numba.njit(**{**JIT_OPTIONS, "cache": False})
+def apply_mixed(x, is_tanh, out):
+    for i in range(x.size):
+        out[i] = activate(x[i], is_tanh[i])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activate_with_a_per_element_choice_equals_sigmoid_and_tanh(dtype):
+    """The LSTM forward picks tanh or sigmoid per element inside one vectorized loop (its g block);
+    each element must get what the dedicated function gives, to the rounding of a differently
+    contracted (vector) code path: within 1 ulp, and below the normal range within its spacing."""
+    x = dense_sample(dtype)[::7]
+    is_tanh = np.random.default_rng(0).random(x.size) < 0.5
+    out = np.empty_like(x)
+    apply_mixed(x, is_tanh, out)
+    for which, chosen in ((1, is_tanh), (0, ~is_tanh)):
+        expected = evaluate(which, x[chosen])
+        spacing = np.spacing(np.maximum(np.abs(expected), np.finfo(dtype).tiny))
+        assert np.all(np.abs(out[chosen] - expected) <= spacing), ["sigmoid", "tanh"][which]

@@ -18,8 +18,8 @@ flushed to zero (an absolute error below 1.2e-38 / 2.2e-308).
 Measured maximum errors (``tests/test_activations.py`` checks them on a dense
 sample against an extended-precision reference):
 
-* sigmoid: 2.5 ulp (float32), 2.5 ulp (float64) where the result is normal;
-* tanh: 2.5 ulp (float32), 2.6 ulp (float64);
+* sigmoid: 2.3 ulp (float32), 2.1 ulp (float64) where the result is normal;
+* tanh: 2.5 ulp (float32), 2.5 ulp (float64);
 
 the test bound is 3 ulp for both, in both dtypes.
 
@@ -72,20 +72,40 @@ exp_split = by_float_type(_exp_split_f32, _exp_split_f64)
 
 
 @jit
+def activate(x, is_tanh):
+    """tanh(x) if ``is_tanh`` else sigmoid(x), from one exp(-a|x|) (a = 2 for tanh, 1 for sigmoid).
+
+    One formula for both lets a loop over all four LSTM gates (i f g o, the
+    g block tanh) vectorize as a single pass of 4H elements.  Split per gate,
+    the passes are H long, and at small H LLVM's vector body never runs: the
+    LSTM forward's gate work went from 19.4 to 11.4 ns per hidden unit at
+    H=10 and from 5.0 to 3.9 at H=32, and stayed at 3.0 at H=128 (float32,
+    B=1, a standalone copy of both loops, min of 20).
+
+    With z = exp(-a|x|) and e = expm1(-a|x|) (computed without the
+    cancellation of z - 1), each is one division with selected operands:
+    sigmoid(|x|) = 1 / (1 + z), sigmoid(-|x|) = z / (1 + z), and
+    tanh(|x|) = -e / (2 + e), accurate down to tiny |x|.  (A shared
+    reciprocal, or 2 + e for the sigmoid, measured up to 3.06 ulp.)
+    """
+    one = type(x)(1.0)
+    two = type(x)(2.0)
+    a = two if is_tanh else one
+    scale, p = exp_split(-a * abs(x))
+    z = scale + scale * p  # exp(-a|x|), in (0, 1]
+    e = (scale - one) + scale * p  # expm1(-a|x|), in (-1, 0]
+    if is_tanh:
+        return np.copysign(-e / (two + e), x)
+    return (one if x >= 0 else z) / (one + z)
+
+
+@jit
 def sigmoid(x):
     """1 / (1 + exp(-x)), computed from exp(-|x|) so that nothing overflows."""
-    one = type(x)(1.0)
-    scale, p = exp_split(-abs(x))
-    z = scale + scale * p  # exp(-|x|), in (0, 1]
-    r = one / (one + z)
-    return r if x >= 0 else z * r
+    return activate(x, False)
 
 
 @jit
 def tanh(x):
-    """tanh(|x|) = -expm1(-2|x|) / (2 + expm1(-2|x|)), accurate down to tiny |x|."""
-    one = type(x)(1.0)
-    two = type(x)(2.0)
-    scale, p = exp_split(-two * abs(x))
-    e = (scale - one) + scale * p  # expm1(-2|x|), in (-1, 0]
-    return np.copysign(-e / (two + e), x)
+    """tanh(|x|) = -expm1(-2|x|) / (1 + exp(-2|x|)), with the sign of x."""
+    return activate(x, True)

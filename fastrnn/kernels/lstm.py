@@ -13,27 +13,24 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit
-from .activations import sigmoid, tanh
+from .activations import activate, tanh
 from .matmul import backward_products, project, recurrent_grad, row_times_matrix, use_loops
 
 
 @jit
 def _gates_forward_row(gates, recurrent, b, c_prev, c_next, h_next):
     """gates (4H,) holds x@w_ih.T on entry and the activated [i f g o] on exit;
-    recurrent (4H,) = h@w_hh.T; b (4H,); c_prev (H,); writes c_next, h_next (H,)."""
+    recurrent (4H,) = h@w_hh.T; b (4H,); c_prev (H,); writes c_next, h_next (H,).
+
+    The activations run as one pass over all 4H gates (the g block is tanh,
+    see ``activate``), so that the vector loop is 4H long, not H."""
     H = c_prev.shape[0]
+    for k in range(4 * H):
+        gates[k] = activate(gates[k] + recurrent[k] + b[k], (k >= 2 * H) & (k < 3 * H))
     for j in range(H):
-        i = sigmoid(gates[j] + recurrent[j] + b[j])
-        f = sigmoid(gates[H + j] + recurrent[H + j] + b[H + j])
-        g = tanh(gates[2 * H + j] + recurrent[2 * H + j] + b[2 * H + j])
-        o = sigmoid(gates[3 * H + j] + recurrent[3 * H + j] + b[3 * H + j])
-        c_new = f * c_prev[j] + i * g
+        c_new = gates[H + j] * c_prev[j] + gates[j] * gates[2 * H + j]  # f*c + i*g
         c_next[j] = c_new
-        h_next[j] = o * tanh(c_new)
-        gates[j] = i
-        gates[H + j] = f
-        gates[2 * H + j] = g
-        gates[3 * H + j] = o
+        h_next[j] = gates[3 * H + j] * tanh(c_new)
 
 
 @jit
