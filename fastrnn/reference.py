@@ -16,7 +16,8 @@ from . import _validate as v
 from ._types import (GRUCache, GRUForward, GRUGrads, LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache,
                      RNNForward, RNNGrads)
 
-__all__ = ["lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward", "gru_forward", "gru_backward", "sigmoid"]
+__all__ = ["lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward", "gru_forward", "gru_backward", "sigmoid",
+           "softmax_cross_entropy"]
 
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
@@ -186,3 +187,20 @@ def gru_backward(dy, cache, dh_n=None, *, check_finite=False) -> GRUGrads:
         db_hh += da_h.sum(axis=0)
         dh = dh_direct + da_h @ w_hh  # gradient reaching h[t]
     return GRUGrads(dx, dw_ih, dw_hh, db_ih, db_hh, dh)
+
+
+def softmax_cross_entropy(rows, labels, losses, dlogits) -> None:
+    """Twin of ``fastrnn.kernels.losses.softmax_cross_entropy``: rows (N,C), labels (N,) ->
+    losses (N,) = -log softmax(rows)[label], dlogits (N,C) = (softmax(rows) - onehot(labels)) / N."""
+    N = rows.shape[0]
+    # A +Inf logit makes its row's max Inf and Inf - Inf = NaN: the row's loss and
+    # gradient are NaN, as in PyTorch; silenced so that NaN propagates without a warning.
+    with np.errstate(invalid="ignore"):
+        shifted = rows - rows.max(axis=1, keepdims=True)  # (N, C), max 0 per row
+    exp_shifted = np.exp(shifted)  # (N, C), in (0, 1]: cannot overflow
+    norm = exp_shifted.sum(axis=1)  # (N,), >= 1: its log is finite
+    picked = np.arange(N)
+    losses[:] = np.log(norm) - shifted[picked, labels]
+    dlogits[:] = exp_shifted / norm[:, None]
+    dlogits[picked, labels] -= 1
+    dlogits /= N

@@ -57,3 +57,28 @@ def test_losses_do_not_modify_their_inputs():
     nn.cross_entropy(logits, targets)
     nn.mse(logits, 2 * logits)
     np.testing.assert_array_equal(logits, np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_kernel_matches_its_numpy_twin(dtype):
+    from conftest import RTOL
+    from fastrnn import reference
+    from fastrnn.kernels.losses import softmax_cross_entropy
+
+    rng = np.random.default_rng(3)
+    N, C = 203, 41  # C not a multiple of the kernel's four running sums
+    rows = (rng.standard_normal((N, C)) * rng.choice([0.1, 3.0, 80.0], (N, 1))).astype(dtype)
+    rows[5, 7], rows[6, 0], rows[7, 40], rows[8, :] = np.nan, np.inf, -np.inf, -1e4
+    labels = rng.integers(0, C, N)
+    labels[7] = 40  # a -Inf target: loss Inf
+    got = np.empty(N, dtype), np.empty((N, C), dtype)
+    want = np.empty(N, dtype), np.empty((N, C), dtype)
+    before = rows.copy()
+    softmax_cross_entropy(rows, labels, *got)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reference.softmax_cross_entropy(rows, labels, *want)
+    np.testing.assert_array_equal(rows, before)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
+        np.testing.assert_allclose(g, w, rtol=RTOL[np.dtype(dtype)], atol=RTOL[np.dtype(dtype)] / N)
+    assert np.isnan(got[0][[5, 6]]).all() and got[0][7] == np.inf
