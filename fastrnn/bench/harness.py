@@ -58,7 +58,7 @@ def _openblas_shutdowns() -> tuple:
     return tuple(found)
 
 
-def settle(quantum: float = 0.005, busy_below: float = 0.2, max_wait: float = 0.3) -> float:
+def settle(quantum: float = 0.002, busy_below: float = 0.2, max_wait: float = 0.3) -> float:
     """Wait until this process's threads are idle (at most ``max_wait`` seconds); returns the wait.
 
     OpenBLAS's workers are stopped outright -- it starts them again at its
