@@ -22,3 +22,20 @@ def test_medians_and_slow_runners_are_cut_short():
     assert timings["slow"].seconds >= 0.05
     assert len(timings["fast"].samples) >= 3
     assert timings["fast"].seconds < timings["slow"].seconds
+
+
+def test_settle_waits_while_a_thread_of_the_process_is_busy():
+    import threading
+
+    stop = time.perf_counter() + 0.1
+
+    def spin():  # another library's idle worker, spinning after its call
+        while time.perf_counter() < stop:
+            pass
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    waited = harness.settle(max_wait=2.0)
+    worker.join()
+    assert waited >= 0.05  # not before the spinner had (nearly) stopped
+    assert harness.settle(max_wait=2.0) < 2.0  # an idle process settles without hitting the cap
