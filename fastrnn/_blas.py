@@ -47,19 +47,26 @@ SINGLE_THREAD_BELOW_MACS = 1 << 24  # ~0.2 ms of single-threaded SGEMM on this m
 OPENBLAS_THREADS_ABOVE_MACS = 1 << 18
 
 
+def openblas_functions(name: str, packages=("scipy",)) -> list:
+    """``name`` from the OpenBLAS bundled with each of ``packages`` that exports it (ctypes
+    functions of the already-loaded libraries: loading the same path again gives the same
+    instance)."""
+    found = []
+    for package in packages:
+        folder = os.path.dirname(__import__(package).__file__)
+        paths = glob.glob(folder + ".libs/libscipy_openblas*.so*") + glob.glob(folder + "/.dylibs/libscipy_openblas*")
+        for path in paths:
+            try:
+                found.append(getattr(ctypes.CDLL(path), name))
+            except (OSError, AttributeError):
+                continue
+    return found
+
+
 @functools.lru_cache(maxsize=None)
 def _set_local():
     """SciPy's OpenBLAS ``openblas_set_num_threads_local``, or None."""
-    import scipy
-
-    candidates = glob.glob(os.path.join(os.path.dirname(scipy.__file__) + ".libs", "libscipy_openblas*.so*"))
-    candidates += glob.glob(os.path.join(os.path.dirname(scipy.__file__), ".dylibs", "libscipy_openblas*"))
-    for path in candidates:
-        try:
-            library = ctypes.CDLL(path)  # already loaded by scipy.linalg: the same instance
-            function = library.openblas_set_num_threads_local
-        except (OSError, AttributeError):
-            continue
+    for function in openblas_functions("openblas_set_num_threads_local"):
         function.argtypes = [ctypes.c_int]
         function.restype = ctypes.c_int
         return function

@@ -18,15 +18,14 @@ that uses only that library).
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import glob
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+
+from .._blas import openblas_functions
 
 
 @dataclass
@@ -46,16 +45,7 @@ def _time_calls(run: Callable[[], None], calls: int) -> float:
 @functools.lru_cache(maxsize=None)
 def _openblas_shutdowns() -> tuple:
     """``blas_thread_shutdown_`` of NumPy's and SciPy's OpenBLAS (those that export it)."""
-    import scipy
-
-    found = []
-    for package in (np, scipy):
-        for path in glob.glob(os.path.dirname(package.__file__) + ".libs/libscipy_openblas*.so*"):
-            try:
-                found.append(ctypes.CDLL(path).blas_thread_shutdown_)  # the loaded instance
-            except (OSError, AttributeError):
-                continue
-    return tuple(found)
+    return tuple(openblas_functions("blas_thread_shutdown_", ("numpy", "scipy")))
 
 
 def settle(quantum: float = 0.002, busy_below: float = 0.2, max_wait: float = 0.3) -> float:
