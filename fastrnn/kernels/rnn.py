@@ -13,10 +13,15 @@ from .matmul import backward_products, project, recurrent_grad, row_times_matrix
 
 
 @jit
-def _tanh_row(pre, recurrent, b, out):
-    """out (H,) = tanh(pre + recurrent + b); out may be pre."""
-    for j in range(out.shape[0]):
-        out[j] = tanh(pre[j] + recurrent[j] + b[j])
+def _tanh_row(row, recurrent, b):
+    """row (H,) <- tanh(row + recurrent + b), in place.
+
+    One array for input and output on purpose: as two arguments that alias,
+    LLVM's runtime overlap check fails and the scalar loop runs -- 4.2 ns per
+    unit against 0.42 in place (float32, H=128, a standalone copy of the step
+    loop, min of 20)."""
+    for j in range(row.shape[0]):
+        row[j] = tanh(row[j] + recurrent[j] + b[j])
 
 
 @jit
@@ -34,7 +39,7 @@ def rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1):
             np.dot(h[t, b0:b1], w_hh.T, work[b0:b1])  # (b,H) @ (H,H) -> (b,H)
         for bi in range(b0, b1):
             if t < lengths[bi]:
-                _tanh_row(h[t + 1, bi], work[bi], b, h[t + 1, bi])
+                _tanh_row(h[t + 1, bi], work[bi], b)
             else:
                 h[t + 1, bi, :] = h[t, bi]
 
