@@ -74,9 +74,8 @@ from .kernels.rnn import rnn_backward_kernel, rnn_forward_kernel
 __all__ = ["lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward", "gru_forward", "gru_backward"]
 
 
-def _initial(state, T: int, B: int, H: int, dtype) -> np.ndarray:
-    """(T+1, B, H) buffer with [0] set to the initial state (zeros for None)."""
-    buffer = np.empty((T + 1, B, H), dtype)  # (T+1, B, H)
+def _initial(buffer: np.ndarray, state) -> np.ndarray:
+    """The (T+1, B, H) state buffer with [0] set to the initial state (zeros for None)."""
     buffer[0] = 0 if state is None else state
     return buffer
 
@@ -125,14 +124,15 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_fini
         A wrong number of dimensions or mismatched shapes; non-finite input
         with ``check_finite=True``.
     """
-    args = v.prepare_forward(4, x, w_ih, w_hh, {"b": b}, {"h0": h0, "c0": c0}, check_finite)
+    args = v.prepare_forward(4, x, w_ih, w_hh, {"b": b}, {"h0": h0, "c0": c0}, check_finite,
+                             lambda T, B, H: ((T + 1, B, H), (T + 1, B, H), (T, B, 4 * H)))
     T, B, _ = args.x.shape
     H = args.w_hh.shape[1]
     steps, padded = v.prepare_lengths(lengths, T, B)  # (B,), (T, B) or None
     v.zero_padding(args.x, padded)
-    h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
-    c = _initial(args.states[1], T, B, H, args.dtype)  # (T+1, B, H)
-    gates = np.empty((T, B, 4 * H), args.dtype)  # (T, B, 4H)
+    h, c, gates = args.buffers  # (T+1, B, H), (T+1, B, H), (T, B, 4H)
+    _initial(h, args.states[0])
+    _initial(c, args.states[1])
     work = np.empty((B, 4 * H), args.dtype)  # (B, 4H)
     D = args.x.shape[2]
     call_kernel(T * B * 4 * H * (D + H), T * B * 4 * H * max(D, H), lstm_forward_kernel,
@@ -216,12 +216,13 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) 
         A wrong number of dimensions or mismatched shapes; non-finite input
         with ``check_finite=True``.
     """
-    args = v.prepare_forward(1, x, w_ih, w_hh, {"b": b}, {"h0": h0}, check_finite)
+    args = v.prepare_forward(1, x, w_ih, w_hh, {"b": b}, {"h0": h0}, check_finite,
+                             lambda T, B, H: ((T + 1, B, H),))
     T, B, _ = args.x.shape
     H = args.w_hh.shape[1]
     steps, padded = v.prepare_lengths(lengths, T, B)  # (B,), (T, B) or None
     v.zero_padding(args.x, padded)
-    h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
+    h = _initial(args.buffers[0], args.states[0])  # (T+1, B, H)
     work = np.empty((B, H), args.dtype)  # (B, H)
     D = args.x.shape[2]
     call_kernel(T * B * H * (D + H), T * B * H * max(D, H), rnn_forward_kernel,
@@ -302,14 +303,14 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, lengths=None, check_finit
         A wrong number of dimensions or mismatched shapes; non-finite input
         with ``check_finite=True``.
     """
-    args = v.prepare_forward(3, x, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, {"h0": h0}, check_finite)
+    args = v.prepare_forward(3, x, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, {"h0": h0}, check_finite,
+                             lambda T, B, H: ((T + 1, B, H), (T, B, 3 * H), (T, B, H)))
     T, B, _ = args.x.shape
     H = args.w_hh.shape[1]
     steps, padded = v.prepare_lengths(lengths, T, B)  # (B,), (T, B) or None
     v.zero_padding(args.x, padded)
-    h = _initial(args.states[0], T, B, H, args.dtype)  # (T+1, B, H)
-    gates = np.empty((T, B, 3 * H), args.dtype)  # (T, B, 3H)
-    recurrent_n = np.empty((T, B, H), args.dtype)  # (T, B, H)
+    h, gates, recurrent_n = args.buffers  # (T+1, B, H), (T, B, 3H), (T, B, H)
+    _initial(h, args.states[0])
     work = np.empty((B, 3 * H), args.dtype)  # (B, 3H)
     D = args.x.shape[2]
     call_kernel(T * B * 3 * H * (D + H), T * B * 3 * H * max(D, H), gru_forward_kernel,

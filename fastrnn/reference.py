@@ -32,7 +32,7 @@ def _state_or_zeros(state, B, H, dtype):
 
 def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_finite=False) -> LSTMForward:
     """Reference LSTM forward; see :func:`fastrnn.lstm_forward`."""
-    x, w_ih, w_hh, (b,), (h0, c0), dtype = v.prepare_forward(
+    x, w_ih, w_hh, (b,), (h0, c0), dtype, _ = v.prepare_forward(
         4, x, w_ih, w_hh, {"b": b}, {"h0": h0, "c0": c0}, check_finite)
     T, B, _ = x.shape
     H = w_hh.shape[1]
@@ -94,7 +94,7 @@ def lstm_backward(dy, cache, dh_n=None, dc_n=None, *, check_finite=False) -> LST
 
 def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) -> RNNForward:
     """Reference RNN forward; see :func:`fastrnn.rnn_forward`."""
-    x, w_ih, w_hh, (b,), (h0,), dtype = v.prepare_forward(1, x, w_ih, w_hh, {"b": b}, {"h0": h0}, check_finite)
+    x, w_ih, w_hh, (b,), (h0,), dtype, _ = v.prepare_forward(1, x, w_ih, w_hh, {"b": b}, {"h0": h0}, check_finite)
     T, B, _ = x.shape
     H = w_hh.shape[1]
     lengths, padded = v.prepare_lengths(lengths, T, B)
@@ -131,7 +131,7 @@ def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
 
 def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, lengths=None, check_finite=False) -> GRUForward:
     """Reference GRU forward; see :func:`fastrnn.gru_forward`."""
-    x, w_ih, w_hh, (b_ih, b_hh), (h0,), dtype = v.prepare_forward(
+    x, w_ih, w_hh, (b_ih, b_hh), (h0,), dtype, _ = v.prepare_forward(
         3, x, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, {"h0": h0}, check_finite)
     T, B, _ = x.shape
     H = w_hh.shape[1]

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 import pytest
 
+from fastrnn import _validate as v
 from fastrnn.kernels import gru, lstm, rnn
 
 from conftest import DTYPES, assert_close, flat_outputs, forward_args, make_problem, run_cell
@@ -129,3 +130,37 @@ def test_layouts_compile_no_extra_kernel_specializations(cell):
                 for argument in signature:
                     if isinstance(argument, numba.types.Array):
                         assert argument.layout == "C" and argument.mutable, f"{kernel.__name__}{signature}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_block_carves_aligned_disjoint_arrays(dtype):
+    """The forward's cache shares one allocation (see ``_validate.one_block``); its arrays must
+    still be separate, aligned, C-contiguous and writeable -- including empty ones."""
+    dtype = np.dtype(dtype)
+    shapes = [(3, 1, 5), (0, 2, 4), (7,), (2, 3), (1, 1, 1)]
+    arrays = v.one_block(dtype, shapes)
+    assert [a.shape for a in arrays] == shapes
+    for index, array in enumerate(arrays):
+        assert array.dtype == dtype and array.flags.c_contiguous and array.flags.writeable
+        assert array.size == 0 or array.ctypes.data % v.BLOCK_ALIGN == 0  # an empty array points nowhere
+        array[...] = index + 1
+    for index, array in enumerate(arrays):
+        assert (array == index + 1).all(), "an array of the block was overwritten by another"
+        for other in arrays[index + 1:]:
+            assert not np.shares_memory(array, other)
+
+
+def test_forward_cache_arrays_share_no_memory(cell):
+    """The cache's private copies and buffers come from one block: none may overlap another,
+    and nothing returned outside the cache may point into it."""
+    problem = make_problem(cell, 5, 3, 4, 6, np.float64)
+    forward, _ = cell.impl("fast")
+    out = forward(*forward_args(cell, problem))
+    kept = [value for value in out.cache if isinstance(value, np.ndarray)]
+    assert len(kept) >= 5
+    for index, array in enumerate(kept):
+        for other in kept[index + 1:]:
+            assert not np.shares_memory(array, other)
+    returned = [out.y, *cell.final_state(out)]
+    for array in returned:
+        assert not any(np.shares_memory(array, cached) for cached in kept)
