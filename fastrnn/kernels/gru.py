@@ -1,7 +1,8 @@
 """GRU forward and BPTT kernels.  Shapes and gate order (r, z, n): see ``fastrnn.cells``.
 
 Same structure as ``kernels/lstm.py``: one GEMM for the input projection of all
-steps, one GEMM per step for the recurrence, the elementwise work on 1-D rows
+steps, one product per step for the recurrence (loop form for a single small
+sequence, see ``kernels/matmul.py``), the elementwise work on 1-D rows
 (for the vectorization reason given there), and in backward only the
 recurrence is sequential.
 
