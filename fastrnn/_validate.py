@@ -13,6 +13,7 @@ modified and never aliased by anything returned.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -90,6 +91,9 @@ def private_copy(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 BLOCK_ALIGN = 64  # bytes: a cache line, and the widest (AVX-512) vector
+# Smaller sets of arrays come from glibc's heap free lists, which it does not trim; there the
+# views of one block cost more (about 2 us for a small LSTM forward) than they save.
+SEPARATE_BELOW_BYTES = 1 << 17
 
 
 def one_block(dtype: np.dtype, shapes) -> list[np.ndarray]:
@@ -103,15 +107,21 @@ def one_block(dtype: np.dtype, shapes) -> list[np.ndarray]:
     per call against 1.03 ms with 16 (float32, median of 30, faults from
     ``getrusage``; the same process setting ``MALLOC_TRIM_THRESHOLD_`` gave the
     1.03).  As one block, the block itself sets glibc's threshold, so its
-    memory stays in the heap between calls.  Each array starts on a
-    ``BLOCK_ALIGN`` boundary.
+    memory stays in the heap between calls.  Each array starts a multiple of
+    ``BLOCK_ALIGN`` bytes after the block's start, so no two share a cache line.
     """
-    sizes = [int(np.prod(shape, dtype=np.int64)) * dtype.itemsize for shape in shapes]
-    offsets = np.cumsum([0] + [-(-size // BLOCK_ALIGN) * BLOCK_ALIGN for size in sizes])
-    block = np.empty(int(offsets[-1]) + BLOCK_ALIGN, np.uint8)
-    start = -block.ctypes.data % BLOCK_ALIGN
-    return [block[start + offset:start + offset + size].view(dtype).reshape(shape)
-            for shape, offset, size in zip(shapes, offsets, sizes)]
+    # Plain Python integers and no ``ctypes``: NumPy's prod/cumsum on these few small tuples and
+    # ``block.ctypes.data`` cost ~25 us a call, as much as a small forward's kernel.
+    per_line = BLOCK_ALIGN // dtype.itemsize
+    spans, total = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        spans.append((total, size))
+        total += -(-size // per_line) * per_line
+    if total * dtype.itemsize < SEPARATE_BELOW_BYTES:
+        return [np.empty(shape, dtype) for shape in shapes]
+    block = np.empty(total, dtype)
+    return [block[offset:offset + size].reshape(shape) for shape, (offset, size) in zip(shapes, spans)]
 
 
 class ForwardArgs(NamedTuple):

@@ -133,17 +133,18 @@ def test_layouts_compile_no_extra_kernel_specializations(cell):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_one_block_carves_aligned_disjoint_arrays(dtype):
+def test_one_block_carves_disjoint_arrays_a_cache_line_apart(dtype):
     """The forward's cache shares one allocation (see ``_validate.one_block``); its arrays must
     still be separate, aligned, C-contiguous and writeable -- including empty ones."""
     dtype = np.dtype(dtype)
-    shapes = [(3, 1, 5), (0, 2, 4), (7,), (2, 3), (1, 1, 1)]
+    shapes = [(3, 1, 5), (0, 2, 4), (7,), (2, 3), (1, 1, 1), (v.SEPARATE_BELOW_BYTES // dtype.itemsize,)]
     arrays = v.one_block(dtype, shapes)
     assert [a.shape for a in arrays] == shapes
     for index, array in enumerate(arrays):
         assert array.dtype == dtype and array.flags.c_contiguous and array.flags.writeable
-        assert array.size == 0 or array.ctypes.data % v.BLOCK_ALIGN == 0  # an empty array points nowhere
         array[...] = index + 1
+    starts = [array.ctypes.data for array in arrays if array.size]  # an empty array points nowhere
+    assert all((start - starts[0]) % v.BLOCK_ALIGN == 0 for start in starts)
     for index, array in enumerate(arrays):
         assert (array == index + 1).all(), "an array of the block was overwritten by another"
         for other in arrays[index + 1:]:
