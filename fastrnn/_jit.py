@@ -57,6 +57,14 @@ def jit(func):
     return numba.njit(**JIT_OPTIONS)(func)
 
 
+def jit_sum(func):
+    """:func:`jit` plus ``reassoc``, for a dot product only: without it LLVM must add the terms
+    of a sum in source order and cannot vectorize along it.  Reassociation changes only the
+    rounding of the sum, as BLAS does.  Never use it for code that calls the activations
+    (see the note on ``reassoc`` above)."""
+    return numba.njit(**dict(JIT_OPTIONS, fastmath=set(FASTMATH_FLAGS | {"reassoc"})))(func)
+
+
 @intrinsic
 def float_from_bits(typingctx, bits):
     """Reinterpret an int32 as float32 or an int64 as float64 (an LLVM bitcast, so it vectorizes).

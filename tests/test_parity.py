@@ -127,15 +127,18 @@ def test_empty_sequences_and_batches(cell, impl, T, B):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_both_forward_product_paths_match_reference(cell, dtype):
-    """B == 1 with a small step uses the loop product, anything larger BLAS: both must be exact."""
-    from fastrnn.kernels.matmul import use_loops
+def test_every_forward_product_form_matches_reference(cell, dtype):
+    """B == 1 with a small step uses a loop form (ROWS, then DOTS as it grows), anything larger
+    BLAS: every form must match the reference."""
+    from fastrnn.kernels.matmul import BLAS, DOTS, ROWS, product_form
 
     G = cell.gates
-    small_H = 16
-    large_H = next(H for H in range(16, 400) if not use_loops.py_func(1, G * H, H))
-    for B, H, loops in ((1, small_H, True), (1, large_H, False), (2, small_H, False)):
-        assert use_loops.py_func(B, G * H, H) is loops
+    form = product_form.py_func
+    sizes = {f: next(H for H in range(2, 400) if form(1, G * H, H) == f) for f in (ROWS, DOTS, BLAS)}
+    cases = [(1, sizes[ROWS], ROWS), (1, sizes[DOTS], DOTS), (1, sizes[DOTS] + 3, DOTS), (1, sizes[BLAS], BLAS),
+             (2, sizes[ROWS], BLAS)]
+    for B, H, expected in cases:
+        assert form(B, G * H, H) == expected
         p = make_problem(cell, 5, B, 3, H, dtype, seed=H, scale=1 / np.sqrt(H))
         y, states, grads = run_cell(cell, "fast", p)
         y_ref, states_ref, grads_ref = run_cell(cell, "reference", p)

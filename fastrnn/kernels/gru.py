@@ -20,7 +20,7 @@ import numpy as np
 
 from .._jit import jit
 from .activations import sigmoid, tanh
-from .matmul import backward_products, column_sums, project, row_times_matrix, use_loops
+from .matmul import backward_products, column_sums, project, product_form, step_product, step_weights
 
 
 @jit
@@ -51,13 +51,10 @@ def gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0
     Steps t >= lengths[b] carry sequence b's state; their gates and recurrent_n are zero."""
     T = gates.shape[0]
     H = w_hh.shape[1]
-    loops = use_loops(b1 - b0, 3 * H, H)
-    w_hh_t = np.ascontiguousarray(w_hh.T) if loops else w_hh[:0]  # (H, 3H) for the loop path
+    form = product_form(b1 - b0, 3 * H, H)
+    w_hh_t = step_weights(w_hh, form)
     for t in range(T):
-        if loops:
-            row_times_matrix(h[t, b0], w_hh_t, work[b0])
-        else:
-            np.dot(h[t, b0:b1], w_hh.T, work[b0:b1])  # (b,H) @ (H,3H) -> (b,3H)
+        step_product(h[t, b0:b1], w_hh, w_hh_t, form, work[b0:b1])  # (b,H) @ (H,3H) -> (b,3H)
         for bi in range(b0, b1):
             if t < lengths[bi]:
                 _gates_forward_row(gates[t, bi], work[bi], b_ih, b_hh, h[t, bi], h[t + 1, bi], recurrent_n[t, bi])

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._jit import jit
 from .activations import activate, tanh
-from .matmul import backward_products, project, recurrent_grad, row_times_matrix, use_loops
+from .matmul import backward_products, project, recurrent_grad, product_form, step_product, step_weights
 
 
 @jit
@@ -49,13 +49,10 @@ def lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1):
     with [0] set; work (B,4H) scratch.  Steps t >= lengths[b] carry sequence b's state."""
     T = gates.shape[0]
     H = w_hh.shape[1]
-    loops = use_loops(b1 - b0, 4 * H, H)
-    w_hh_t = np.ascontiguousarray(w_hh.T) if loops else w_hh[:0]  # (H, 4H) for the loop path
+    form = product_form(b1 - b0, 4 * H, H)
+    w_hh_t = step_weights(w_hh, form)
     for t in range(T):
-        if loops:
-            row_times_matrix(h[t, b0], w_hh_t, work[b0])
-        else:
-            np.dot(h[t, b0:b1], w_hh.T, work[b0:b1])  # (b,H) @ (H,4H) -> (b,4H)
+        step_product(h[t, b0:b1], w_hh, w_hh_t, form, work[b0:b1])  # (b,H) @ (H,4H) -> (b,4H)
         for bi in range(b0, b1):
             if t < lengths[bi]:
                 _gates_forward_row(gates[t, bi], work[bi], b, c[t, bi], c[t + 1, bi], h[t + 1, bi])

@@ -9,25 +9,80 @@ vs 0.16 us via BLAS; H=32: 0.20 vs 0.34; H=64: 0.86 vs 0.99; H=128: 2.9 vs 3.2.
 With B > 1, and for the backward's ``dgates @ w_hh``, BLAS was as fast or
 faster (B=4, H=64: 2.6 vs 2.0 forward, 4.3 vs 1.2 backward), so only the
 forward with B == 1 and at most ``SMALL_STEP_MACS`` multiply-adds per step
-takes this path.
+takes a loop form.  There are two (``product_form``):
 
-Four rows are combined per pass so that each load/store of the accumulator
-row serves four multiply-adds.
+* ``ROWS``: ``h @ w_hh.T`` as a sum of rows of the transposed weights,
+  vectorized along the output.  Fastest per step at the smallest sizes, but
+  the transposed copy is made on every call (about 0.6 ns per weight: 39 us
+  at 4H x H = 512 x 128).
+* ``DOTS``: one dot product per output row, straight from ``w_hh``, vectorized
+  along the sum (``jit_sum``).  No copy; per step it measured alike or faster
+  from about 4096 weights up (K=128: N=128 0.74 vs 0.76 us, N=512 2.27 vs
+  2.82, N=384 2.06 vs 1.79) and slower below (K=10, N=40: 0.054 vs 0.039).
+
+Four rows are combined per pass in either form so that each load/store of the
+accumulators serves four multiply-adds.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit, jit_sum
 
 SMALL_STEP_MACS = 1 << 16
+DOTS_FROM_MACS = 1 << 12
+BLAS, ROWS, DOTS = 0, 1, 2  # the forward's per-step product forms, see the module docstring
 
 
 @jit
-def use_loops(B, rows, inner):
-    """True when the forward's per-step (B x inner) @ (inner x rows) product should skip BLAS."""
-    return B == 1 and rows * inner <= SMALL_STEP_MACS
+def product_form(B, rows, inner):
+    """How the forward computes its per-step (B x inner) @ (inner x rows) product."""
+    if B != 1 or rows * inner > SMALL_STEP_MACS:
+        return BLAS
+    return DOTS if rows * inner >= DOTS_FROM_MACS else ROWS
+
+
+@jit
+def step_weights(w_hh, form):
+    """What ``step_product`` reads for ``form``: the (H, G*H) transposed copy for ROWS, else nothing."""
+    return np.ascontiguousarray(w_hh.T) if form == ROWS else w_hh[:0]
+
+
+@jit
+def step_product(h_t, w_hh, w_hh_t, form, out):
+    """out (b, G*H) = h_t (b, H) @ w_hh.T in the given form (b == 1 for the loop forms)."""
+    if form == ROWS:
+        row_times_matrix(h_t[0], w_hh_t, out[0])
+    elif form == DOTS:
+        matrix_times_row(w_hh, h_t[0], out[0])
+    else:
+        np.dot(h_t, w_hh.T, out)
+
+
+@jit_sum
+def matrix_times_row(m, v, out):
+    """out (N,) = m (N, K) @ v (K,), m C-contiguous; vectorized along K."""
+    N, K = m.shape
+    zero = out.dtype.type(0.0)
+    n = 0
+    while n + 4 <= N:
+        s0 = s1 = s2 = s3 = zero
+        r0, r1, r2, r3 = m[n], m[n + 1], m[n + 2], m[n + 3]
+        for k in range(K):
+            s0 += r0[k] * v[k]
+            s1 += r1[k] * v[k]
+            s2 += r2[k] * v[k]
+            s3 += r3[k] * v[k]
+        out[n], out[n + 1], out[n + 2], out[n + 3] = s0, s1, s2, s3
+        n += 4
+    while n < N:
+        s0 = zero
+        r0 = m[n]
+        for k in range(K):
+            s0 += r0[k] * v[k]
+        out[n] = s0
+        n += 1
 
 
 @jit

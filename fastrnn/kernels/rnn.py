@@ -9,7 +9,7 @@ import numpy as np
 
 from .._jit import jit
 from .activations import tanh
-from .matmul import backward_products, project, recurrent_grad, row_times_matrix, use_loops
+from .matmul import backward_products, project, recurrent_grad, product_form, step_product, step_weights
 
 
 @jit
@@ -30,13 +30,10 @@ def rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1):
     on entry, the states on exit; work (B,H) scratch.  Steps t >= lengths[b] carry the state."""
     T = h.shape[0] - 1
     H = w_hh.shape[1]
-    loops = use_loops(b1 - b0, H, H)
-    w_hh_t = np.ascontiguousarray(w_hh.T) if loops else w_hh[:0]  # (H, H) for the loop path
+    form = product_form(b1 - b0, H, H)
+    w_hh_t = step_weights(w_hh, form)
     for t in range(T):
-        if loops:
-            row_times_matrix(h[t, b0], w_hh_t, work[b0])
-        else:
-            np.dot(h[t, b0:b1], w_hh.T, work[b0:b1])  # (b,H) @ (H,H) -> (b,H)
+        step_product(h[t, b0:b1], w_hh, w_hh_t, form, work[b0:b1])  # (b,H) @ (H,H) -> (b,H)
         for bi in range(b0, b1):
             if t < lengths[bi]:
                 _tanh_row(h[t + 1, bi], work[bi], b)
