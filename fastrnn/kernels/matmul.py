@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit, jit_sum
+from .._jit import jit, jit_inline, jit_sum
 
 SMALL_STEP_MACS = 1 << 16
 DOTS_FROM_MACS = 1 << 12
@@ -49,7 +49,7 @@ def step_weights(w_hh, form):
     return np.ascontiguousarray(w_hh.T) if form == ROWS else w_hh[:0]
 
 
-@jit
+@jit_inline
 def step_product(h_t, w_hh, w_hh_t, form, out):
     """out (b, G*H) = h_t (b, H) @ w_hh.T in the given form (b == 1 for the loop forms)."""
     if form == ROWS:
