@@ -104,9 +104,9 @@ def one_block(dtype: np.dtype, shapes) -> list[np.ndarray]:
     seen freed, and a forward's cache is several arrays of similar size.  Freed
     together, they went back every call and the next call faulted them in
     again: LSTM forward at T=256, B=1, H=128 took 1.81 ms with ~500 page faults
-    per call against 1.03 ms with 16 (float32, median of 30, faults from
-    ``getrusage``; the same process setting ``MALLOC_TRIM_THRESHOLD_`` gave the
-    1.03).  As one block, the block itself sets glibc's threshold, so its
+    per call, and 1.26 ms with 28 as one block (float32, median of 30, faults
+    from ``getrusage``; with ``MALLOC_TRIM_THRESHOLD_`` set instead, 1.03 ms
+    with 16).  As one block, the block itself sets glibc's threshold, so its
     memory stays in the heap between calls.  Each array starts a multiple of
     ``BLOCK_ALIGN`` bytes after the block's start, so no two share a cache line.
     """

@@ -74,10 +74,9 @@ from .kernels.rnn import rnn_backward_kernel, rnn_forward_kernel
 __all__ = ["lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward", "gru_forward", "gru_backward"]
 
 
-def _initial(buffer: np.ndarray, state) -> np.ndarray:
-    """The (T+1, B, H) state buffer with [0] set to the initial state (zeros for None)."""
+def _initial(buffer: np.ndarray, state) -> None:
+    """Set [0] of a (T+1, B, H) state buffer to the initial state (zeros for None)."""
     buffer[0] = 0 if state is None else state
-    return buffer
 
 
 def outputs(h: np.ndarray, padded: np.ndarray | None) -> np.ndarray:
@@ -222,7 +221,8 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) 
     H = args.w_hh.shape[1]
     steps, padded = v.prepare_lengths(lengths, T, B)  # (B,), (T, B) or None
     v.zero_padding(args.x, padded)
-    h = _initial(args.buffers[0], args.states[0])  # (T+1, B, H)
+    h, = args.buffers  # (T+1, B, H)
+    _initial(h, args.states[0])
     work = np.empty((B, H), args.dtype)  # (B, H)
     D = args.x.shape[2]
     call_kernel(T * B * H * (D + H), T * B * H * max(D, H), rnn_forward_kernel,
