@@ -35,11 +35,15 @@ import functools
 import hashlib
 import os
 import pathlib
+import platform
 
 import numba
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
 FASTMATH_FLAGS = frozenset({"nsz", "arcp", "contract", "afn"})
 
@@ -70,6 +74,80 @@ def jit_sum(func):
     rounding of the sum, as BLAS does.  Never use it for code that calls the activations
     (see the note on ``reassoc`` above)."""
     return numba.njit(**dict(JIT_OPTIONS, fastmath=set(FASTMATH_FLAGS | {"reassoc"})))(func)
+
+
+def jit_lanes(func):
+    """:func:`jit` with ``parallel=True``, for the two-lane drivers (``kernels/lanes.py``) only:
+    their ``prange(2)`` puts each lane on a thread of Numba's pool.  Nothing else is
+    auto-parallelized in them; the lanes' work is plain calls of :func:`jit` kernels."""
+    return numba.njit(**dict(JIT_OPTIONS, parallel=True))(func)
+
+
+def _int64_cell(context, builder, array_type, array, index):
+    """A pointer to ``array[index]`` of an int64 array (for the atomics below)."""
+    view = context.make_array(array_type)(context, builder, array)
+    return cgutils.get_item_pointer(context, builder, array_type, view, [index])
+
+
+def _is_int64_array(array) -> bool:
+    return isinstance(array, types.Array) and array.dtype == types.int64 and array.ndim == 1
+
+
+@intrinsic
+def load_acquire(typingctx, array, index):
+    """``array[index]`` of an int64 array, read atomically with acquire ordering: what another
+    thread wrote before its :func:`store_release` of the value read is visible after it."""
+    if not _is_int64_array(array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.load_atomic(_int64_cell(context, builder, signature.args[0], *args), "acquire", 8)
+
+    return types.int64(array, index), codegen
+
+
+@intrinsic
+def store_release(typingctx, array, index, value):
+    """``array[index] = value`` (int64), atomically with release ordering (see :func:`load_acquire`)."""
+    if not _is_int64_array(array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        cell = _int64_cell(context, builder, signature.args[0], args[0], args[1])
+        builder.store_atomic(context.cast(builder, args[2], signature.args[2], types.int64), cell, "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(array, index, value), codegen
+
+
+@intrinsic
+def compare_swap(typingctx, array, index, expected, new):
+    """Atomically: if ``array[index] == expected`` set it to ``new`` and return True, else False."""
+    if not _is_int64_array(array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        cell = _int64_cell(context, builder, signature.args[0], args[0], args[1])
+        old = context.cast(builder, args[2], signature.args[2], types.int64)
+        new_value = context.cast(builder, args[3], signature.args[3], types.int64)
+        return builder.extract_value(builder.cmpxchg(cell, old, new_value, "acq_rel", "acquire"), 1)
+
+    return types.boolean(array, index, expected, new), codegen
+
+
+@intrinsic
+def cpu_relax(typingctx):
+    """The x86 ``pause`` hint, for spin-waits: it keeps a waiting loop from flooding the core
+    (and, on SMT machines, its sibling) with speculative loads."""
+
+    def codegen(context, builder, signature, args):
+        if _X86:  # elsewhere the wait is a plain loop of atomic loads
+            pause = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                   "llvm.x86.sse2.pause")
+            builder.call(pause, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
 
 
 @intrinsic

@@ -1,0 +1,187 @@
+"""Two lanes: one recurrence split across two threads, for single sequences (B = 1).
+
+Why: at B = 1 each step is a matrix-vector product that streams all of
+``w_hh`` from cache -- bandwidth-bound on one core (about 110 GB/s from L2
+here).  Two threads that each own half of the hidden units read half of the
+weights each, from their own core's cache, and meet once per step: each
+publishes its half of the new state and waits for the other's.
+
+Protocol (``ctl``, an int64 array of ``CTL_SIZE`` zeros per call):
+
+* Both iterations of the driver's ``prange(2)`` call :func:`pair_up`.  The
+  second to arrive marks the pair; the first waits up to ``PAIR_SPINS`` for it.
+  If its partner never comes -- Numba's pool has one thread, or the call is
+  nested inside another parallel region, so the two iterations run one after
+  the other -- the first claims the whole job instead (``SOLO``) and the late
+  one finds nothing to do.  A call is therefore never stuck waiting for a
+  thread that is not running, and solo mode runs the one-thread kernels.
+* Paired lanes count finished steps in their own cache line of ``ctl``
+  (:func:`signal`) and spin on the other's (:func:`wait_for`), with
+  release/acquire ordering, so a state row written before the count is seen
+  whole after it.
+
+Each lane computes its hidden units with the one-thread kernel's row functions, and
+each weight gradient is formed whole by one lane, so two lanes agree with one thread
+to rounding (bit for bit where the one-thread kernel also uses the loop-form product).
+
+Opt-in, ``FASTRNN_LANES=1`` (see :func:`enabled` for why).  Measured with it
+(float32, alternating processes against the one-thread kernels of the same tree,
+medians of 20 fwd/bwd pairs, ``OPENBLAS`` workers undisturbed): LSTM B=1 H=128
+T=256 fwd 1155-1178 -> 897-913 us, bwd 1421-1439 -> 1167-1198 us; T=32 bwd
+282-289 -> 207-210 us; RNN H=512 T=256 fwd 4.6-4.9 -> 3.5 ms, bwd 5.7-6.2 ->
+4.4-4.5 ms.  At RNN H=512 T=32 the forward was slower (1.05-1.12 -> 1.27-1.31 ms).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+
+import numba
+import numpy as np
+
+from .._blas import single_threaded
+from .._jit import compare_swap, cpu_relax, jit, load_acquire, store_release
+from .matmul import column_sums, project
+
+CTL_SIZE = 24  # three 64-byte lines of int64: the pairing word and one step counter per lane
+_MODE, _COUNT = 0, 8  # ctl[_MODE]; lane k's counter is ctl[_COUNT * (k + 1)]
+WAITING, ARRIVED, PAIRED, SOLO, DONE = 0, 1, 2, 3, 4
+PAIR_SPINS = 1 << 17  # ~1-3 ms of pause loops: longer than an idle pool thread takes to wake
+
+
+@jit
+def pair_up(ctl):
+    """PAIRED (run your half), SOLO (run everything alone) or DONE (the other lane went solo)."""
+    if compare_swap(ctl, _MODE, WAITING, ARRIVED):  # first here: wait for the partner
+        for _ in range(PAIR_SPINS):
+            if load_acquire(ctl, _MODE) == PAIRED:
+                return PAIRED
+            cpu_relax()
+        if compare_swap(ctl, _MODE, ARRIVED, SOLO):
+            return SOLO
+        return PAIRED  # the partner arrived between the last look and the claim
+    if compare_swap(ctl, _MODE, ARRIVED, PAIRED):  # second here, and the first is waiting
+        return PAIRED
+    return DONE
+
+
+@jit
+def signal(ctl, lane, steps):
+    """Publish that this lane has finished ``steps`` steps (everything written before is visible)."""
+    store_release(ctl, _COUNT * (lane + 1), steps)
+
+
+@jit
+def wait_for(ctl, lane, steps):
+    """Spin until the other lane has finished ``steps`` steps."""
+    other = _COUNT * (2 - lane)
+    while load_acquire(ctl, other) < steps:
+        cpu_relax()
+
+
+@jit
+def time_rows(lane, T):
+    """The steps [t0, t1) whose non-recurrent products this lane does: the first or second half."""
+    half = (T + 1) // 2
+    return (0, half) if lane == 0 else (half, T)
+
+
+@jit
+def project_half(x, w_ih, out, lane, ctl):
+    """This lane's half of ``project`` (x (T,1,D) @ w_ih.T -> out (T,1,G*H)), then a meeting,
+    after which every step's projection is in place.  Counts as step 1 in ``ctl``."""
+    t0, t1 = time_rows(lane, x.shape[0])
+    project(x[t0:t1], w_ih, out[t0:t1])
+    signal(ctl, lane, 1)
+    wait_for(ctl, lane, 1)
+
+
+@jit
+def products_half(x, w_ih, h, dpre_ih, dpre_hh, dx, dw_ih, dw_hh, db, lane):
+    """This lane's share of ``backward_products`` for B == 1, after the recurrence: half of dx's
+    rows, and dw_ih with db (lane 0) or dw_hh (lane 1), each formed whole as the one-thread
+    kernel forms it, so the weight gradients come out the same."""
+    T, _, D = x.shape
+    H = h.shape[2]
+    rows_ih = dpre_ih.reshape(T, dpre_ih.shape[2])
+    t0, t1 = time_rows(lane, T)
+    np.dot(rows_ih[t0:t1], w_ih, dx.reshape(T, D)[t0:t1])
+    if lane == 0:
+        np.dot(rows_ih.T, x.reshape(T, D), dw_ih)
+        column_sums(rows_ih, db)
+    else:
+        np.dot(dpre_hh.reshape(T, dpre_hh.shape[2]).T, h.reshape(T + 1, H)[:T], dw_hh)
+
+
+def split(H: int, itemsize: int):
+    """Hidden units [0, cut) for lane 0 and [cut, H) for lane 1: about half, on a cache-line
+    boundary of the state rows so that the lanes never write the same line."""
+    per_line = 64 // itemsize
+    cut = (H // 2 + per_line - 1) // per_line * per_line
+    return min(cut, H)
+
+
+LANES_FROM_MACS = 1 << 16  # per-step multiply-adds (G*H*H) from which two lanes pay; see ``use_lanes``
+LANE_WEIGHTS_BYTES = 1 << 20  # at most this much of w_hh per lane: half of one core's L2 here
+
+
+@functools.lru_cache(maxsize=None)
+def _pool_is_thread_safe() -> bool:
+    """Numba's workqueue pool aborts the process when two threads launch parallel regions at
+    once, and fastrnn's kernels promise concurrent calls; lanes run only on the OpenMP or TBB
+    pool (Numba picks one of those whenever it is installed)."""
+    layer = numba.config.THREADING_LAYER
+    if layer in ("omp", "tbb"):
+        return True
+    if layer not in ("default", "safe", "threadsafe"):
+        return False
+    for module in ("tbbpool", "omppool"):
+        try:
+            importlib.import_module(f"numba.np.ufunc.{module}")
+            return True
+        except ImportError:
+            continue
+    return False
+
+
+ENV_SWITCH = "FASTRNN_LANES"
+
+
+def enabled() -> bool:
+    """Lanes are opt-in (``FASTRNN_LANES=1``, read at every call).
+
+    Why not on by default: the lanes meet by spinning, so they are only fast while each has a
+    core of its own.  A third busy thread stalls them -- and OpenBLAS's idle workers spin for
+    about 0.1 s after every threaded product.  In ``fastrnn bench``, which stops OpenBLAS's
+    workers before each sample (they restart, spinning, at its next call), LSTM fwd+bwd at
+    T=256, B=1, H=128 took 7.1-7.5 ms a call on two lanes against 3.1-3.3 ms on one thread.  The
+    one-thread kernels only slow down in such company; two lanes fall off a cliff.
+    """
+    return os.environ.get(ENV_SWITCH, "0") == "1"
+
+
+def use_lanes(B: int, H: int, G: int, padded, dtype: np.dtype) -> bool:
+    """Whether a call runs on two lanes: lanes are switched on (:func:`enabled`), and the call is
+    a single unpadded sequence, with two of Numba's threads to run them, whose per-step
+    product is
+
+    * large enough: below ``LANES_FROM_MACS`` the per-step meeting costs more than half a
+      step saves;
+    * small enough that each lane's half of ``w_hh`` stays in its core's L2
+      (``LANE_WEIGHTS_BYTES``): beyond, both lanes stream from the shared L3 and two lanes ran
+      no faster than one thread with OpenBLAS's two (LSTM, H=512, float32: forward 11.7-11.9
+      ms on one lane against 12.3-12.7 on two, alternating processes, medians of 20).
+    """
+    macs = G * H * H
+    return (enabled() and B == 1 and padded is None and LANES_FROM_MACS <= macs and macs * dtype.itemsize <= 2 * LANE_WEIGHTS_BYTES
+            and numba.get_num_threads() >= 2 and _pool_is_thread_safe())
+
+
+def run(kernel, H: int, dtype: np.dtype, *args) -> None:
+    """``kernel(*args, cut, ctl)`` for a two-lane driver, with SciPy's BLAS on one thread: each
+    lane calls BLAS itself, and OpenBLAS's own workers, spinning after a threaded product,
+    would take the core the other lane runs on."""
+    with single_threaded():
+        kernel(*args, split(H, dtype.itemsize), np.zeros(CTL_SIZE, np.int64))
