@@ -68,8 +68,9 @@ from ._blas import call_kernel
 from ._types import (GRUCache, GRUForward, GRUGrads, LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache,
                      RNNForward, RNNGrads)
 from .kernels.gru import gru_backward_kernel, gru_forward_kernel
-from .kernels.lstm import lstm_backward_kernel, lstm_forward_kernel
-from .kernels.rnn import rnn_backward_kernel, rnn_forward_kernel
+from .kernels import lanes
+from .kernels.lstm import lstm_backward_kernel, lstm_backward_lanes, lstm_forward_kernel, lstm_forward_lanes
+from .kernels.rnn import rnn_backward_kernel, rnn_backward_lanes, rnn_forward_kernel, rnn_forward_lanes
 
 __all__ = ["lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward", "gru_forward", "gru_backward"]
 
@@ -134,8 +135,11 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_fini
     _initial(c, args.states[1])
     work = np.empty((B, 4 * H), args.dtype)  # (B, 4H)
     D = args.x.shape[2]
-    call_kernel(T * B * 4 * H * (D + H), T * B * 4 * H * max(D, H), lstm_forward_kernel,
-                args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, c, gates, work)
+    kernel_args = (args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, c, gates, work)
+    if lanes.use_lanes(B, H, 4, padded, args.dtype):
+        lanes.run(lstm_forward_lanes, H, args.dtype, *kernel_args)
+    else:
+        call_kernel(T * B * 4 * H * (D + H), T * B * 4 * H * max(D, H), lstm_forward_kernel, *kernel_args)
     cache = LSTMCache(args.x, args.w_ih, args.w_hh, h, c, gates, steps)
     return LSTMForward(outputs(h, padded), LSTMState(h[T].copy(), c[T].copy()), cache)
 
@@ -175,9 +179,12 @@ def lstm_backward(dy, cache, dh_n=None, dc_n=None, *, check_finite=False) -> LST
     dw_hh = np.empty((4 * H, H), dtype)  # (4H, H)
     db = np.empty(4 * H, dtype)  # (4H,)
     work = np.empty((B, H), dtype)  # (B, H)
-    call_kernel(3 * T * B * 4 * H * (D + H), T * B * 4 * H * max(D, H), lstm_backward_kernel,
-                dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, cache.c, cache.gates,
-                dh, dc, dgates, work, dx, dw_ih, dw_hh, db)
+    kernel_args = (dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, cache.c, cache.gates,
+                   dh, dc, dgates, work, dx, dw_ih, dw_hh, db)
+    if lanes.enabled() and lanes.use_lanes(B, H, 4, v.padded_steps(cache.lengths, T), dtype):
+        lanes.run(lstm_backward_lanes, H, dtype, *kernel_args)
+    else:
+        call_kernel(3 * T * B * 4 * H * (D + H), T * B * 4 * H * max(D, H), lstm_backward_kernel, *kernel_args)
     return LSTMGrads(dx, dw_ih, dw_hh, db, dh, dc)
 
 
@@ -225,8 +232,11 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) 
     _initial(h, args.states[0])
     work = np.empty((B, H), args.dtype)  # (B, H)
     D = args.x.shape[2]
-    call_kernel(T * B * H * (D + H), T * B * H * max(D, H), rnn_forward_kernel,
-                args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, work)
+    kernel_args = (args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, work)
+    if lanes.use_lanes(B, H, 1, padded, args.dtype):
+        lanes.run(rnn_forward_lanes, H, args.dtype, *kernel_args)
+    else:
+        call_kernel(T * B * H * (D + H), T * B * H * max(D, H), rnn_forward_kernel, *kernel_args)
     return RNNForward(outputs(h, padded), h[T].copy(), RNNCache(args.x, args.w_ih, args.w_hh, h, steps))
 
 
@@ -264,8 +274,11 @@ def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
     dw_hh = np.empty((H, H), dtype)  # (H, H)
     db = np.empty(H, dtype)  # (H,)
     work = np.empty((B, H), dtype)  # (B, H)
-    call_kernel(3 * T * B * H * (D + H), T * B * H * max(D, H), rnn_backward_kernel,
-                dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, dh, da, work, dx, dw_ih, dw_hh, db)
+    kernel_args = (dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, dh, da, work, dx, dw_ih, dw_hh, db)
+    if lanes.enabled() and lanes.use_lanes(B, H, 1, v.padded_steps(cache.lengths, T), dtype):
+        lanes.run(rnn_backward_lanes, H, dtype, *kernel_args)
+    else:
+        call_kernel(3 * T * B * H * (D + H), T * B * H * max(D, H), rnn_backward_kernel, *kernel_args)
     return RNNGrads(dx, dw_ih, dw_hh, db, dh)
 
 

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit
+from numba import prange
+
+from .._jit import jit, jit_lanes
 from .activations import activate, tanh
-from .matmul import backward_products, project, recurrent_grad, product_form, step_product, step_weights
+from .lanes import PAIRED, SOLO, pair_up, products_half, project_half, signal, wait_for
+from .matmul import (backward_products, matrix_times_row, project, recurrent_grad, product_form,
+                     step_product, step_weights)
 
 
 @jit
@@ -27,10 +31,30 @@ def _gates_forward_row(gates, recurrent, b, c_prev, c_next, h_next):
     H = c_prev.shape[0]
     for k in range(4 * H):
         gates[k] = activate(gates[k] + recurrent[k] + b[k], (k >= 2 * H) & (k < 3 * H))
-    for j in range(H):
+    _cell_update(gates, c_prev, c_next, h_next, 0, H)
+
+
+@jit
+def _cell_update(gates, c_prev, c_next, h_next, j0, j1):
+    """c' = f*c + i*g and h' = o*tanh(c') for hidden units j0:j1 (gates activated)."""
+    H = c_prev.shape[0]
+    for j in range(j0, j1):
         c_new = gates[H + j] * c_prev[j] + gates[j] * gates[2 * H + j]  # f*c + i*g
         c_next[j] = c_new
         h_next[j] = gates[3 * H + j] * tanh(c_new)
+
+
+@jit
+def _gates_forward_part(gates, recurrent, b, c_prev, c_next, h_next, j0, j1):
+    """``_gates_forward_row`` for hidden units j0:j1 only (a lane's share): the same
+    expressions, gate block by gate block."""
+    H = c_prev.shape[0]
+    for q in range(4):
+        lo = q * H + j0
+        row, rec, bias = gates[lo:lo + j1 - j0], recurrent[lo:lo + j1 - j0], b[lo:lo + j1 - j0]
+        for j in range(j1 - j0):
+            row[j] = activate(row[j] + rec[j] + bias[j], q == 2)
+    _cell_update(gates, c_prev, c_next, h_next, j0, j1)
 
 
 @jit
@@ -72,9 +96,15 @@ def lstm_forward_kernel(x, w_ih, w_hh, b, lengths, h, c, gates, work):
 def _gates_backward_row(gates, c_prev, c_next, dy, dh, dc, dgates):
     """gates (4H,) activated [i f g o]; c_prev, c_next (H,); dy (H,); dh, dc (H,) hold the
     gradient from the step after on entry; writes dgates (4H,) (pre-activation) and dc <- dc_prev."""
+    _gates_backward_span(gates, c_prev, c_next, dy, dh, dc, dgates, 0, c_prev.shape[0])
+
+
+@jit
+def _gates_backward_span(gates, c_prev, c_next, dy, dh, dc, dgates, j0, j1):
+    """``_gates_backward_row`` for hidden units j0:j1."""
     H = c_prev.shape[0]
     one = dy.dtype.type(1.0)
-    for j in range(H):
+    for j in range(j0, j1):
         i = gates[j]
         f = gates[H + j]
         g = gates[2 * H + j]
@@ -112,3 +142,63 @@ def lstm_backward_kernel(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates
     dw_hh (4H,H), db (4H,).  Only the dh/dc recurrence is sequential."""
     lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, 0, x.shape[1])
     backward_products(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db)
+
+
+# --- two lanes (B == 1; see kernels/lanes.py) ---------------------------------------------
+
+
+@jit
+def _forward_lane(x, w_ih, w_hh, b, h, c, gates, work, lane, cut, ctl):
+    """Lane ``lane``'s share of ``lstm_forward_kernel`` with B == 1 and no padding: half of the
+    input projection's rows, then hidden units [0, cut) or [cut, H) of every step."""
+    T = gates.shape[0]
+    H = w_hh.shape[1]
+    j0, j1 = (0, cut) if lane == 0 else (cut, H)
+    project_half(x, w_ih, gates, lane, ctl)
+    for t in range(T):
+        for q in range(4):  # this lane's rows of each gate block: (j1-j0, H) @ (H,)
+            matrix_times_row(w_hh[q * H + j0:q * H + j1], h[t, 0], work[0, q * H + j0:q * H + j1])
+        _gates_forward_part(gates[t, 0], work[0], b, c[t, 0], c[t + 1, 0], h[t + 1, 0], j0, j1)
+        signal(ctl, lane, t + 2)
+        wait_for(ctl, lane, t + 2)  # the other half of h[t + 1] is written
+
+
+@jit_lanes
+def lstm_forward_lanes(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut, ctl):
+    """``lstm_forward_kernel`` on two threads (B == 1, no padding); ``cut`` splits the hidden
+    units, ``ctl`` is ``lanes.CTL_SIZE`` int64 zeros.  Falls back to one thread by itself."""
+    for lane in prange(2):
+        mode = pair_up(ctl)
+        if mode == SOLO:
+            lstm_forward_kernel(x, w_ih, w_hh, b, lengths, h, c, gates, work)
+        elif mode == PAIRED:
+            _forward_lane(x, w_ih, w_hh, b, h, c, gates, work, lane, cut, ctl)
+
+
+@jit
+def _backward_lane(dy, x, w_ih, w_hh, h, c, gates, dh, dc, dgates, dx, dw_ih, dw_hh, db, lane, cut, ctl):
+    """Lane ``lane``'s share of ``lstm_backward_kernel`` with B == 1 and no padding: hidden units
+    [0, cut) or [cut, H) of every step, then half of dx's rows and one of the weight gradients."""
+    T = gates.shape[0]
+    H = w_hh.shape[1]
+    j0, j1 = (0, cut) if lane == 0 else (cut, H)
+    columns = np.ascontiguousarray(w_hh[:, j0:j1])  # (4H, j1-j0): dh[j0:j1] = dgates @ columns
+    part = np.empty((1, j1 - j0), dh.dtype)
+    for t in range(T - 1, -1, -1):
+        _gates_backward_span(gates[t, 0], c[t, 0], c[t + 1, 0], dy[t, 0], dh[0], dc[0], dgates[t, 0], j0, j1)
+        signal(ctl, lane, T - t)
+        wait_for(ctl, lane, T - t)  # all of dgates[t] is written
+        np.dot(dgates[t], columns, part)  # BLAS: faster here than the loop forms (see matmul.py)
+        dh[0, j0:j1] = part[0]
+    products_half(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db, lane)
+
+
+@jit_lanes
+def lstm_backward_lanes(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, cut, ctl):
+    """``lstm_backward_kernel`` on two threads (B == 1, no padding); see ``lstm_forward_lanes``."""
+    for lane in prange(2):
+        mode = pair_up(ctl)
+        if mode == SOLO:
+            lstm_backward_kernel(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db)
+        elif mode == PAIRED:
+            _backward_lane(dy, x, w_ih, w_hh, h, c, gates, dh, dc, dgates, dx, dw_ih, dw_hh, db, lane, cut, ctl)

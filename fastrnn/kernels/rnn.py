@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit
+from numba import prange
+
+from .._jit import jit, jit_lanes
 from .activations import tanh
-from .matmul import backward_products, project, recurrent_grad, product_form, step_product, step_weights
+from .lanes import PAIRED, SOLO, pair_up, products_half, project_half, signal, wait_for
+from .matmul import (backward_products, matrix_times_row, project, recurrent_grad, product_form, step_product,
+                     step_weights)
 
 
 @jit
@@ -79,3 +83,61 @@ def rnn_backward_kernel(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, 
     da (T,B,H), work (B,H) scratch; writes dx (T,B,D), dw_ih (H,D), dw_hh (H,H), db (H,)."""
     rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, 0, x.shape[1])
     backward_products(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db)
+
+
+# --- two lanes (B == 1; see kernels/lanes.py) ---------------------------------------------
+
+
+@jit
+def _forward_lane(x, w_ih, w_hh, b, h, work, lane, cut, ctl):
+    """Lane ``lane``'s share of ``rnn_forward_kernel`` with B == 1 and no padding: half of the
+    input projection's rows, then hidden units [0, cut) or [cut, H) of every step."""
+    T = h.shape[0] - 1
+    H = w_hh.shape[1]
+    j0, j1 = (0, cut) if lane == 0 else (cut, H)
+    project_half(x, w_ih, h[1:], lane, ctl)
+    for t in range(T):
+        matrix_times_row(w_hh[j0:j1], h[t, 0], work[0, j0:j1])
+        _tanh_row(h[t + 1, 0, j0:j1], work[0, j0:j1], b[j0:j1])
+        signal(ctl, lane, t + 2)
+        wait_for(ctl, lane, t + 2)  # the other half of h[t + 1] is written
+
+
+@jit_lanes
+def rnn_forward_lanes(x, w_ih, w_hh, b, lengths, h, work, cut, ctl):
+    """``rnn_forward_kernel`` on two threads (B == 1, no padding); ``cut`` splits the hidden
+    units, ``ctl`` is ``lanes.CTL_SIZE`` int64 zeros.  Falls back to one thread by itself."""
+    for lane in prange(2):
+        mode = pair_up(ctl)
+        if mode == SOLO:
+            rnn_forward_kernel(x, w_ih, w_hh, b, lengths, h, work)
+        elif mode == PAIRED:
+            _forward_lane(x, w_ih, w_hh, b, h, work, lane, cut, ctl)
+
+
+@jit
+def _backward_lane(dy, x, w_ih, w_hh, h, dh, da, dx, dw_ih, dw_hh, db, lane, cut, ctl):
+    """Lane ``lane``'s share of ``rnn_backward_kernel`` with B == 1 and no padding."""
+    T = da.shape[0]
+    H = w_hh.shape[1]
+    j0, j1 = (0, cut) if lane == 0 else (cut, H)
+    columns = np.ascontiguousarray(w_hh[:, j0:j1])  # (H, j1-j0): dh[j0:j1] = da @ columns
+    part = np.empty((1, j1 - j0), dh.dtype)
+    for t in range(T - 1, -1, -1):
+        _tanh_backward_row(h[t + 1, 0, j0:j1], dy[t, 0, j0:j1], dh[0, j0:j1], da[t, 0, j0:j1])
+        signal(ctl, lane, T - t)
+        wait_for(ctl, lane, T - t)  # all of da[t] is written
+        np.dot(da[t], columns, part)  # BLAS, as the one-thread kernel
+        dh[0, j0:j1] = part[0]
+    products_half(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db, lane)
+
+
+@jit_lanes
+def rnn_backward_lanes(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, cut, ctl):
+    """``rnn_backward_kernel`` on two threads (B == 1, no padding); see ``rnn_forward_lanes``."""
+    for lane in prange(2):
+        mode = pair_up(ctl)
+        if mode == SOLO:
+            rnn_backward_kernel(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db)
+        elif mode == PAIRED:
+            _backward_lane(dy, x, w_ih, w_hh, h, dh, da, dx, dw_ih, dw_hh, db, lane, cut, ctl)

@@ -1,0 +1,152 @@
+"""Two lanes (kernels/lanes.py): opt-in, and with it every result matches the reference and the
+one-thread kernels, whether the two lanes pair up or one of them ends up doing all the work."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+import pytest
+
+import fastrnn as fr
+import fastrnn.reference as ref
+from fastrnn.kernels import lanes, lstm, rnn
+
+CELLS = {  # cell: (gates, forward, backward, reference forward, reference backward)
+    "lstm": (4, fr.lstm_forward, fr.lstm_backward, ref.lstm_forward, ref.lstm_backward),
+    "rnn": (1, fr.rnn_forward, fr.rnn_backward, ref.rnn_forward, ref.rnn_backward),
+}
+# The smallest hidden size that takes lanes (G*H*H >= LANES_FROM_MACS), and one more that
+# leaves lane 1 an odd number of units (tails in every row loop).
+SIZES = {"lstm": (128, 131), "rnn": (256, 259)}
+RTOL = {np.float32: 1e-4, np.float64: 1e-10}
+T = 7
+
+
+def problem(cell, H, dtype, seed=0):
+    G = CELLS[cell][0]
+    rng = np.random.default_rng(seed)
+    scale = 1 / np.sqrt(H)
+    x = rng.standard_normal((T, 1, H)).astype(dtype)
+    w_ih = rng.uniform(-scale, scale, (G * H, H)).astype(dtype)
+    w_hh = rng.uniform(-scale, scale, (G * H, H)).astype(dtype)
+    b = rng.uniform(-scale, scale, G * H).astype(dtype)
+    dy = rng.standard_normal((T, 1, H)).astype(dtype)
+    return (x, w_ih, w_hh, b), dy
+
+
+def run(forward, backward, args, dy):
+    out = forward(*args)
+    final = out[1] if isinstance(out[1], tuple) else (out[1],)  # (h_n, c_n) or h_n
+    return [out[0], *final, *backward(dy, out[-1])]
+
+
+@pytest.fixture
+def lanes_on(monkeypatch):
+    monkeypatch.setenv(lanes.ENV_SWITCH, "1")
+    if numba.get_num_threads() < 2 or not lanes._pool_is_thread_safe():
+        pytest.skip("lanes need two Numba threads on a thread-safe pool")
+
+
+def test_lanes_are_off_unless_switched_on(monkeypatch):
+    monkeypatch.delenv(lanes.ENV_SWITCH, raising=False)
+    assert not lanes.use_lanes(1, 128, 4, None, np.dtype(np.float32))
+    monkeypatch.setenv(lanes.ENV_SWITCH, "0")
+    assert not lanes.use_lanes(1, 128, 4, None, np.dtype(np.float32))
+
+
+def test_which_calls_take_lanes(lanes_on):
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    assert lanes.use_lanes(1, 128, 4, None, f32)
+    assert lanes.use_lanes(1, 256, 1, None, f64)
+    assert not lanes.use_lanes(2, 128, 4, None, f32)  # a batch: the one-thread kernels' BLAS products
+    assert not lanes.use_lanes(1, 128, 4, True, f32)  # padded steps
+    assert not lanes.use_lanes(1, 127, 4, None, f32)  # too small a step to split
+    assert not lanes.use_lanes(1, 512, 4, None, f32)  # half of w_hh no longer fits a core's L2
+    numba.set_num_threads(1)
+    try:
+        assert not lanes.use_lanes(1, 128, 4, None, f32)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_lanes_match_the_reference_and_one_thread(cell, dtype, lanes_on, monkeypatch):
+    G, forward, backward, ref_forward, ref_backward = CELLS[cell]
+    for H in SIZES[cell]:
+        args, dy = problem(cell, H, dtype)
+        assert lanes.use_lanes(1, H, G, None, np.dtype(dtype))
+        copies = [a.copy() for a in (*args, dy)]
+        got = run(forward, backward, args, dy)
+        for before, after in zip(copies, (*args, dy)):
+            np.testing.assert_array_equal(before, after)  # the caller's arrays are untouched
+        want = run(ref_forward, ref_backward, args, dy)
+        for g, w in zip(got, want):
+            assert g.dtype == dtype
+            np.testing.assert_allclose(g, w, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(w).max())
+        monkeypatch.setenv(lanes.ENV_SWITCH, "0")
+        one_thread = run(forward, backward, args, dy)
+        monkeypatch.setenv(lanes.ENV_SWITCH, "1")
+        tight = 1e-5 if dtype == np.float32 else 1e-13  # rounding only: the same row functions
+        for g, o in zip(got, one_thread):
+            np.testing.assert_allclose(g, o, rtol=tight, atol=tight * np.abs(o).max())
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_a_lane_alone_does_all_the_work(cell):
+    """With one pool thread the two lanes run one after the other: the first gives up waiting,
+    runs the one-thread kernel, and the second finds nothing left -- same bits, no hang."""
+    dtype = np.float64
+    H = SIZES[cell][1]
+    (x, w_ih, w_hh, b), dy = problem(cell, H, dtype, seed=3)
+    lengths = np.full(1, T, np.int64)
+    G = CELLS[cell][0]
+    cut = lanes.split(H, 8)
+
+    def forward(driver, *extra):
+        h = np.zeros((T + 1, 1, H))
+        if cell == "lstm":
+            c, gates, work = np.zeros((T + 1, 1, H)), np.empty((T, 1, G * H)), np.empty((1, G * H))
+            driver(x, w_ih, w_hh, b, lengths, h, c, gates, work, *extra)
+            return h, c, gates
+        driver(x, w_ih, w_hh, b, lengths, h, np.empty((1, H)), *extra)
+        return (h,)
+
+    one = forward(lstm.lstm_forward_kernel if cell == "lstm" else rnn.rnn_forward_kernel)
+    numba.set_num_threads(1)
+    try:
+        alone = forward(lstm.lstm_forward_lanes if cell == "lstm" else rnn.rnn_forward_lanes,
+                        cut, np.zeros(lanes.CTL_SIZE, np.int64))
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for a, o in zip(alone, one):
+        np.testing.assert_array_equal(a, o)
+
+
+def test_pairing_protocol():
+    ctl = np.zeros(lanes.CTL_SIZE, np.int64)
+    assert lanes.pair_up(ctl) == lanes.SOLO  # nobody came: the first takes everything
+    assert lanes.pair_up(ctl) == lanes.DONE  # ... and the late one has nothing to do
+    ctl = np.zeros(lanes.CTL_SIZE, np.int64)
+    ctl[0] = lanes.ARRIVED  # a partner is waiting
+    assert lanes.pair_up(ctl) == lanes.PAIRED
+    assert ctl[0] == lanes.PAIRED
+
+
+def test_split_keeps_each_lane_on_its_own_cache_lines():
+    for H, itemsize in [(128, 4), (131, 4), (256, 8), (10, 4), (1, 8)]:
+        cut = lanes.split(H, itemsize)
+        assert 0 <= cut <= H
+        assert cut * itemsize % 64 == 0 or cut == H
+
+
+def test_concurrent_calls_with_lanes_match_serial(lanes_on):
+    problems = [problem("lstm", 128, np.float64, seed=s) for s in range(3)]
+    serial = [run(fr.lstm_forward, fr.lstm_backward, *p) for p in problems]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda p: run(fr.lstm_forward, fr.lstm_backward, *p), problems))
+    for got, want in zip(results, serial):
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-13 * np.abs(w).max())
