@@ -14,7 +14,7 @@ import numpy as np
 
 from numba import prange
 
-from .._jit import jit, jit_lanes
+from .._jit import jit, jit_inline, jit_lanes
 from .activations import activate, tanh
 from .lanes import PAIRED, SOLO, pair_up, products_half, project_half, signal, wait_for
 from .matmul import (backward_products, matrix_times_row, project, recurrent_grad, product_form,
@@ -34,7 +34,7 @@ def _gates_forward_row(gates, recurrent, b, c_prev, c_next, h_next):
     _cell_update(gates, c_prev, c_next, h_next, 0, H)
 
 
-@jit
+@jit_inline  # into the per-row functions, as the loop was before it was shared with the lanes
 def _cell_update(gates, c_prev, c_next, h_next, j0, j1):
     """c' = f*c + i*g and h' = o*tanh(c') for hidden units j0:j1 (gates activated)."""
     H = c_prev.shape[0]
@@ -99,7 +99,7 @@ def _gates_backward_row(gates, c_prev, c_next, dy, dh, dc, dgates):
     _gates_backward_span(gates, c_prev, c_next, dy, dh, dc, dgates, 0, c_prev.shape[0])
 
 
-@jit
+@jit_inline  # see _cell_update
 def _gates_backward_span(gates, c_prev, c_next, dy, dh, dc, dgates, j0, j1):
     """``_gates_backward_row`` for hidden units j0:j1."""
     H = c_prev.shape[0]
