@@ -221,12 +221,6 @@ def padding_mask(lengths: np.ndarray, T: int) -> np.ndarray | None:
     return np.arange(T)[:, None] >= lengths[None, :]
 
 
-def padded_steps(lengths: np.ndarray, T: int):
-    """True when a cache's ``lengths`` (B,) leave any step padded, else None (as
-    :func:`prepare_lengths` reports it); a backward only needs the yes/no."""
-    return True if lengths.size and lengths.min() < T else None
-
-
 def zero_padding(x: np.ndarray, mask: np.ndarray | None) -> None:
     """Zero the padded steps (``mask`` (T, B), from :func:`prepare_lengths`) of a private (T, B, D) copy.
 

@@ -22,6 +22,7 @@ CELLS = {  # cell: (gates, forward, backward, reference forward, reference backw
 SIZES = {"lstm": (128, 131), "rnn": (256, 259)}
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}
 T = 7
+FULL = np.full(1, T)  # the lengths of one unpadded sequence
 
 
 def problem(cell, H, dtype, seed=0):
@@ -51,22 +52,22 @@ def lanes_on(monkeypatch):
 
 def test_lanes_are_off_unless_switched_on(monkeypatch):
     monkeypatch.delenv(lanes.ENV_SWITCH, raising=False)
-    assert not lanes.use_lanes(1, 128, 4, None, np.dtype(np.float32))
+    assert not lanes.use_lanes(1, 128, 4, np.dtype(np.float32), FULL, T)
     monkeypatch.setenv(lanes.ENV_SWITCH, "0")
-    assert not lanes.use_lanes(1, 128, 4, None, np.dtype(np.float32))
+    assert not lanes.use_lanes(1, 128, 4, np.dtype(np.float32), FULL, T)
 
 
 def test_which_calls_take_lanes(lanes_on):
     f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
-    assert lanes.use_lanes(1, 128, 4, None, f32)
-    assert lanes.use_lanes(1, 256, 1, None, f64)
-    assert not lanes.use_lanes(2, 128, 4, None, f32)  # a batch: the one-thread kernels' BLAS products
-    assert not lanes.use_lanes(1, 128, 4, True, f32)  # padded steps
-    assert not lanes.use_lanes(1, 127, 4, None, f32)  # too small a step to split
-    assert not lanes.use_lanes(1, 512, 4, None, f32)  # half of w_hh no longer fits a core's L2
+    assert lanes.use_lanes(1, 128, 4, f32, FULL, T)
+    assert lanes.use_lanes(1, 256, 1, f64, FULL, T)
+    assert not lanes.use_lanes(2, 128, 4, f32, np.full(2, T), T)  # a batch: the one-thread kernels' BLAS products
+    assert not lanes.use_lanes(1, 128, 4, f32, np.full(1, T - 1), T)  # padded steps
+    assert not lanes.use_lanes(1, 127, 4, f32, FULL, T)  # too small a step to split
+    assert not lanes.use_lanes(1, 512, 4, f32, FULL, T)  # half of w_hh no longer fits a core's L2
     numba.set_num_threads(1)
     try:
-        assert not lanes.use_lanes(1, 128, 4, None, f32)
+        assert not lanes.use_lanes(1, 128, 4, f32, FULL, T)
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
@@ -77,7 +78,7 @@ def test_lanes_match_the_reference_and_one_thread(cell, dtype, lanes_on, monkeyp
     G, forward, backward, ref_forward, ref_backward = CELLS[cell]
     for H in SIZES[cell]:
         args, dy = problem(cell, H, dtype)
-        assert lanes.use_lanes(1, H, G, None, np.dtype(dtype))
+        assert lanes.use_lanes(1, H, G, np.dtype(dtype), FULL, T)
         copies = [a.copy() for a in (*args, dy)]
         got = run(forward, backward, args, dy)
         for before, after in zip(copies, (*args, dy)):

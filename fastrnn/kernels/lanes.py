@@ -48,7 +48,7 @@ from .matmul import column_sums, project
 CTL_SIZE = 24  # three 64-byte lines of int64: the pairing word and one step counter per lane
 _MODE, _COUNT = 0, 8  # ctl[_MODE]; lane k's counter is ctl[_COUNT * (k + 1)]
 WAITING, ARRIVED, PAIRED, SOLO, DONE = 0, 1, 2, 3, 4
-PAIR_SPINS = 1 << 17  # ~1-3 ms of pause loops: longer than an idle pool thread takes to wake
+PAIR_SPINS = 1 << 17  # pause loops: a lone pair_up gives up after 3.2 ms here, far longer than a pool thread takes to start
 
 
 @jit
@@ -162,7 +162,7 @@ def enabled() -> bool:
     return os.environ.get(ENV_SWITCH, "0") == "1"
 
 
-def use_lanes(B: int, H: int, G: int, padded, dtype: np.dtype) -> bool:
+def use_lanes(B: int, H: int, G: int, dtype: np.dtype, lengths: np.ndarray, T: int) -> bool:
     """Whether a call runs on two lanes: lanes are switched on (:func:`enabled`), and the call is
     a single unpadded sequence, with two of Numba's threads to run them, whose per-step
     product is
@@ -172,11 +172,14 @@ def use_lanes(B: int, H: int, G: int, padded, dtype: np.dtype) -> bool:
     * small enough that each lane's half of ``w_hh`` stays in its core's L2
       (``LANE_WEIGHTS_BYTES``): beyond, both lanes stream from the shared L3 and two lanes ran
       no faster than one thread with OpenBLAS's two (LSTM, H=512, float32: forward 11.7-11.9
-      ms on one lane against 12.3-12.7 on two, alternating processes, medians of 20).
+      ms on one thread against 12.3-12.7 on two lanes, alternating processes, medians of 20).
+
+    ``lengths`` (B,) are the call's (or its cache's) sequence lengths, all ``T`` when unpadded.
     """
     macs = G * H * H
-    return (enabled() and B == 1 and padded is None and LANES_FROM_MACS <= macs and macs * dtype.itemsize <= 2 * LANE_WEIGHTS_BYTES
-            and numba.get_num_threads() >= 2 and _pool_is_thread_safe())
+    if not (enabled() and B == 1 and LANES_FROM_MACS <= macs <= 2 * LANE_WEIGHTS_BYTES // dtype.itemsize):
+        return False
+    return lengths[0] == T and numba.get_num_threads() >= 2 and _pool_is_thread_safe()
 
 
 def run(kernel, H: int, dtype: np.dtype, *args) -> None:
