@@ -127,6 +127,32 @@ def test_empty_sequences_and_batches(cell, impl, T, B):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_every_backward_product_form_matches_reference(cell, dtype):
+    """The backward's per-step product: a loop form (DOTS) for B == 1 at small sizes once T pays
+    for the transposed copy, BLAS otherwise -- both must match the reference, also with a padded
+    tail (where the loop form's product must not reach dh)."""
+    from fastrnn.kernels.matmul import BLAS, DOTS, GRAD_LOOP_MACS, grad_form
+
+    G = cell.gates
+    form = grad_form.py_func
+    largest = max(H for H in range(2, 400) if G * H * H <= GRAD_LOOP_MACS)
+    short = next(T for T in range(1, 1000) if form(1, G * largest, largest, T) == DOTS) - 1
+    cases = [(1, 3, 4, DOTS), (1, largest, short + 1, DOTS), (1, largest, short, BLAS),
+             (1, largest + 1, 400, BLAS), (2, 3, 4, BLAS)]
+    for B, H, T, expected in cases:
+        assert form(B, G * H, H, T) == expected
+        p = make_problem(cell, T, B, 3, H, dtype, seed=H, scale=1 / np.sqrt(H))
+        for lengths in (None, np.full(B, T - 2)):
+            forward, backward = cell.impl("fast")
+            ref_forward, ref_backward = cell.impl("reference")
+            grads = backward(p["dy"], forward(*forward_args(cell, p), lengths=lengths).cache, *p["dstates_n"])
+            grads_ref = ref_backward(p["dy"], ref_forward(*forward_args(cell, p), lengths=lengths).cache,
+                                     *p["dstates_n"])
+            for name, a, e in zip(cell.grad_names, grads, grads_ref):
+                assert_close(a, e, name=f"{name} (B={B}, H={H}, T={T}, lengths={lengths})")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_every_forward_product_form_matches_reference(cell, dtype):
     """B == 1 with a small step uses a loop form (ROWS, then DOTS as it grows), anything larger
     BLAS: every form must match the reference."""

@@ -20,7 +20,8 @@ import numpy as np
 
 from .._jit import jit
 from .activations import sigmoid, tanh
-from .matmul import backward_products, column_sums, project, product_form, step_product, step_weights
+from .matmul import (backward_products, column_sums, grad_form, grad_weights, project, product_form, recurrent_grad,
+                     step_product, step_weights)
 
 
 @jit
@@ -108,6 +109,8 @@ def gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgat
     # writes dh and the direct part waits in carry, which the next row (or the
     # end) adds, so no extra pass over (B, H) is made per step.  A padded step
     # moves all of dh into carry before the GEMM (of its zero row) clears dh.
+    form = grad_form(b1 - b0, w_hh.shape[0], w_hh.shape[1], T)
+    w_hh_t = grad_weights(w_hh, form)
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
             if t < lengths[bi]:
@@ -117,7 +120,8 @@ def gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgat
                 _add_row(carry[bi], dh[bi])
                 dgates_ih[t, bi, :] = 0
                 dgates_hh[t, bi, :] = 0
-        np.dot(dgates_hh[t, b0:b1], w_hh, dh[b0:b1])  # (b,3H) @ (3H,H) -> (b,H)
+        # (b,3H) @ (3H,H) -> (b,H), every row (see above), so no scratch is needed
+        recurrent_grad(dgates_hh[t], w_hh, w_hh_t, form, lengths, t, True, dh, dh, b0, b1)
     for bi in range(b0, b1):
         _add_row(dh[bi], carry[bi])
 

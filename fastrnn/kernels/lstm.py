@@ -17,8 +17,8 @@ from numba import prange
 from .._jit import jit, jit_inline, jit_lanes
 from .activations import activate, tanh
 from .lanes import PAIRED, SOLO, pair_up, products_half, project_half, signal, wait_for
-from .matmul import (backward_products, matrix_times_row, project, recurrent_grad, product_form,
-                     step_product, step_weights)
+from .matmul import (backward_products, grad_form, grad_weights, matrix_times_row, project, recurrent_grad,
+                     product_form, step_product, step_weights)
 
 
 @jit
@@ -126,13 +126,15 @@ def lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b
     work (B,H) scratch.  Padded steps pass dh, dc through and ignore dy."""
     T = gates.shape[0]
     shortest = lengths[b0:b1].min() if b1 > b0 else T
+    form = grad_form(b1 - b0, w_hh.shape[0], w_hh.shape[1], T)
+    w_hh_t = grad_weights(w_hh, form)
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
             if t < lengths[bi]:
                 _gates_backward_row(gates[t, bi], c[t, bi], c[t + 1, bi], dy[t, bi], dh[bi], dc[bi], dgates[t, bi])
             else:
                 dgates[t, bi, :] = 0
-        recurrent_grad(dgates[t], w_hh, lengths, t, t < shortest, dh, work, b0, b1)
+        recurrent_grad(dgates[t], w_hh, w_hh_t, form, lengths, t, t < shortest, dh, work, b0, b1)
 
 
 @jit

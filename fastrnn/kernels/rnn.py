@@ -12,8 +12,8 @@ from numba import prange
 from .._jit import jit, jit_lanes
 from .activations import tanh
 from .lanes import PAIRED, SOLO, pair_up, products_half, project_half, signal, wait_for
-from .matmul import (backward_products, matrix_times_row, project, recurrent_grad, product_form, step_product,
-                     step_weights)
+from .matmul import (backward_products, grad_form, grad_weights, matrix_times_row, project, recurrent_grad,
+                     product_form, step_product, step_weights)
 
 
 @jit
@@ -68,13 +68,15 @@ def rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1):
     Padded steps pass dh through and ignore dy."""
     T = da.shape[0]
     shortest = lengths[b0:b1].min() if b1 > b0 else T
+    form = grad_form(b1 - b0, w_hh.shape[0], w_hh.shape[1], T)
+    w_hh_t = grad_weights(w_hh, form)
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
             if t < lengths[bi]:
                 _tanh_backward_row(h[t + 1, bi], dy[t, bi], dh[bi], da[t, bi])
             else:
                 da[t, bi, :] = 0
-        recurrent_grad(da[t], w_hh, lengths, t, t < shortest, dh, work, b0, b1)
+        recurrent_grad(da[t], w_hh, w_hh_t, form, lengths, t, t < shortest, dh, work, b0, b1)
 
 
 @jit
