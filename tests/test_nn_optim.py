@@ -77,6 +77,30 @@ def test_step_reads_but_never_modifies_gradients(name):
         np.testing.assert_array_equal(grad, before[key])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(nn.OPTIMIZERS))
+def test_one_pass_kernels_match_the_numpy_form(name, dtype):
+    """Contiguous parameters take the one-pass kernels (kernels/optim.py); others (here a
+    Fortran-ordered weight) the NumPy form.  Both give the same steps, to rounding."""
+    rng = np.random.default_rng(1)
+    layers = [nn.Linear(6, 5, dtype=dtype, seed=2) for _ in range(2)]
+    layers[1].params["weight"] = np.asfortranarray(layers[1].params["weight"])
+    kwargs = {"momentum": 0.9} if name == "sgd" else {}
+    opts = [nn.OPTIMIZERS[name](layer, lr=0.05, **kwargs) for layer in layers]
+    for _ in range(5):
+        grads = {key: rng.standard_normal(g.shape).astype(dtype) for key, g in layers[0].grads.items()}
+        for layer, opt in zip(layers, opts):
+            for key, grad in grads.items():
+                layer.grads[key][...] = grad
+            opt.step()
+    assert not layers[1].params["weight"].flags.c_contiguous  # the NumPy form really ran
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for key in layers[0].params:
+        assert layers[0].params[key].dtype == dtype
+        np.testing.assert_allclose(layers[0].params[key], layers[1].params[key], rtol=rtol, atol=0)
+        assert not np.array_equal(layers[0].params[key], nn.Linear(6, 5, dtype=dtype, seed=2).params[key])
+
+
 def test_optimizer_arguments_are_checked():
     with pytest.raises(ValueError, match="lr must be positive"):
         nn.SGD(nn.Linear(1, 1), lr=0)

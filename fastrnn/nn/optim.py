@@ -14,6 +14,7 @@ import numbers
 
 import numpy as np
 
+from ..kernels.optim import adagrad_update, adam_update, sgd_update
 from .module import as_modules, check_positive
 
 
@@ -92,6 +93,10 @@ class SGD(Optimizer):
         super().__init__(modules, lr)
 
     def _update(self, param, grad, velocity) -> None:
+        flat = _flat(param, grad, velocity)
+        if flat:
+            sgd_update(*flat, self.lr, self.momentum)
+            return
         velocity *= self.momentum
         velocity += grad
         param -= self.lr * velocity
@@ -107,6 +112,10 @@ class Adagrad(Optimizer):
         super().__init__(modules, lr)
 
     def _update(self, param, grad, sum_sq) -> None:
+        flat = _flat(param, grad, sum_sq)
+        if flat:
+            adagrad_update(*flat, self.lr, self.eps)
+            return
         sum_sq += grad * grad
         param -= self.lr * grad / (np.sqrt(sum_sq) + self.eps)
 
@@ -125,13 +134,34 @@ class Adam(Optimizer):
         super().__init__(modules, lr)
 
     def _update(self, param, grad, exp_avg, exp_avg_sq) -> None:
+        correction1 = 1 - self.beta1**self.steps
+        correction2 = 1 - self.beta2**self.steps
+        flat = _flat(param, grad, exp_avg, exp_avg_sq)
+        if flat:
+            adam_update(*flat, self.beta1, 1 - self.beta1, self.beta2, 1 - self.beta2, self.lr / correction1,
+                        correction2, self.eps)
+            return
         exp_avg *= self.beta1
         exp_avg += (1 - self.beta1) * grad
         exp_avg_sq *= self.beta2
         exp_avg_sq += (1 - self.beta2) * grad * grad
-        correction1 = 1 - self.beta1**self.steps
-        correction2 = 1 - self.beta2**self.steps
         param -= (self.lr / correction1) * exp_avg / (np.sqrt(exp_avg_sq / correction2) + self.eps)
+
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _flat(param, *others) -> tuple:
+    """1-D views of ``param`` and its gradient and state arrays, for the one-pass kernels
+    (``kernels/optim.py``), or () if any is not C-contiguous float32/float64 of param's dtype
+    and shape (a parameter a user replaced by a view, say): those take the NumPy form."""
+    dtype, shape = param.dtype, param.shape
+    if dtype not in _KERNEL_DTYPES or not param.flags.c_contiguous:
+        return ()
+    for array in others:
+        if array.dtype != dtype or array.shape != shape or not array.flags.c_contiguous:
+            return ()
+    return (param.ravel(), *(array.ravel() for array in others))
 
 
 def _fraction(name: str, value) -> float:
