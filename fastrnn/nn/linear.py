@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..kernels.linear import linear_backward, linear_forward
 from .module import Module, check_input, check_size, make_rng
 
 
@@ -61,8 +62,9 @@ class Linear(Module):
                              "got a scalar")
         x = check_input("x", x, self.dtype, max(np.ndim(x), 1), "(..., D_in)", self.in_features, "D_in")
         rows = np.array(x.reshape(-1, self.in_features), dtype=self.dtype, order="C")  # (N, D_in), private
-        weight = self.params["weight"].copy()  # (D_out, D_in)
-        y = rows @ weight.T + self.params["bias"]  # (N, D_out)
+        weight = np.array(self.params["weight"], dtype=self.dtype, order="C")  # (D_out, D_in), private
+        y = np.empty((rows.shape[0], self.out_features), self.dtype)  # (N, D_out)
+        linear_forward(rows, weight, np.ascontiguousarray(self.params["bias"], self.dtype), y)
         y = y.reshape(x.shape[:-1] + (self.out_features,))
         cache = LinearCache(rows, weight, x.shape[:-1], self._token)
         kept = self._keep(cache, return_cache)  # () or (cache,)
@@ -95,8 +97,7 @@ class Linear(Module):
             raise ValueError(f"dy has shape {dy.shape}; expected the shape of y = {expected}")
         N = cache.x.shape[0]
         self._consume(cache)
-        rows = dy.reshape(N, self.out_features)  # (N, D_out)
-        self.grads["weight"] += rows.T @ cache.x
-        self.grads["bias"] += rows.sum(axis=0)
-        dx = rows @ cache.weight  # (N, D_in)
+        rows = np.ascontiguousarray(dy.reshape(N, self.out_features))  # (N, D_out)
+        dx = np.empty((N, self.in_features), self.dtype)  # (N, D_in)
+        linear_backward(rows, cache.x, cache.weight, self.grads["weight"], self.grads["bias"], dx)
         return dx.reshape(dy.shape[:-1] + (self.in_features,))
