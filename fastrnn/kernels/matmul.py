@@ -130,6 +130,9 @@ def row_times_matrix(v, m, out):
         k += 1
 
 
+row_times_matrix_inline = jit_inline(row_times_matrix.py_func)  # for a caller's innermost loop
+
+
 @jit
 def project(x, w_ih, out):
     """out (T,B,G*H) = x (T,B,D) @ w_ih.T: the input projection of all steps in one GEMM,
