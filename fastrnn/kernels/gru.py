@@ -20,7 +20,7 @@ import numpy as np
 
 from .._jit import jit
 from .activations import sigmoid, tanh
-from .matmul import (backward_products, column_sums, grad_form, grad_weights, project, product_form, recurrent_grad,
+from .matmul import (backward_products, column_sums, grad_operands, project, product_form, recurrent_grad,
                      step_product, step_weights)
 
 
@@ -109,8 +109,7 @@ def gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgat
     # writes dh and the direct part waits in carry, which the next row (or the
     # end) adds, so no extra pass over (B, H) is made per step.  A padded step
     # moves all of dh into carry before the GEMM (of its zero row) clears dh.
-    form = grad_form(b1 - b0, w_hh.shape[0], w_hh.shape[1], T)
-    w_hh_t = grad_weights(w_hh, form)
+    form, w_hh_t = grad_operands(w_hh, b1 - b0, T)
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
             if t < lengths[bi]:

@@ -17,7 +17,7 @@ from numba import prange
 from .._jit import jit, jit_inline, jit_lanes
 from .activations import activate, tanh
 from .lanes import PAIRED, SOLO, pair_up, products_half, project_half, signal, wait_for
-from .matmul import (ROWS, backward_products, grad_form, grad_weights, matrix_times_row, project, recurrent_grad,
+from .matmul import (ROWS, backward_products, grad_operands, matrix_times_row, project, recurrent_grad,
                      product_form, row_times_matrix_inline, step_product, step_weights)
 
 
@@ -71,10 +71,10 @@ def carry_row(h_prev, h_next, c_prev, c_next, gates):
 @jit
 def _forward_steps_smallest(w_hh, b, length, h, c, gates, work, bi):
     """``lstm_forward_steps`` for sequence bi alone in the ROWS form (the smallest sizes), with
-    the step's product and gate row inlined; work (4H,).  The calls
-    were about 45 ns of a 215 ns step at H=10; inlined into the general loop, though, the
-    same helpers made the B=1 H=32 forward 4-7% slower (both measured in alternating
-    processes), so only this form gets the inlined copy."""
+    the step's product and gate row inlined; work (4H,).  The two calls were about 45 ns of
+    a 215 ns step at H=10; inlined into the general loop, though, the same helpers made the
+    B=1 H=32 forward 4-7% slower (both measured in alternating processes), so only this
+    form gets the inlined copies."""
     w_hh_t = step_weights(w_hh, ROWS)
     for t in range(gates.shape[0]):
         if t < length:
@@ -148,8 +148,7 @@ def lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b
     work (B,H) scratch.  Padded steps pass dh, dc through and ignore dy."""
     T = gates.shape[0]
     shortest = lengths[b0:b1].min() if b1 > b0 else T
-    form = grad_form(b1 - b0, w_hh.shape[0], w_hh.shape[1], T)
-    w_hh_t = grad_weights(w_hh, form)
+    form, w_hh_t = grad_operands(w_hh, b1 - b0, T)
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
             if t < lengths[bi]:

@@ -69,9 +69,11 @@ def grad_form(B, rows, inner, T):
 
 
 @jit
-def grad_weights(w_hh, form):
-    """What ``recurrent_grad`` reads for ``form``: the (H, G*H) transposed copy for DOTS, else nothing."""
-    return np.ascontiguousarray(w_hh.T) if form == DOTS else w_hh[:0]
+def grad_operands(w_hh, B, T):
+    """(form, w_hh_t) for ``recurrent_grad`` over T steps of B rows: the ``grad_form`` and what
+    it reads, the (H, G*H) transposed copy for DOTS, else nothing."""
+    form = grad_form(B, w_hh.shape[0], w_hh.shape[1], T)
+    return form, (np.ascontiguousarray(w_hh.T) if form == DOTS else w_hh[:0])
 
 
 @jit_inline
@@ -172,7 +174,7 @@ def column_sums(rows, out):
 @jit_inline
 def recurrent_grad(dpre_t, w_hh, w_hh_t, form, lengths, t, all_active, dh, work, b0, b1):
     """dh[b0:b1] (b,H) <- dpre_t[b0:b1] (b,G*H) @ w_hh (G*H,H): the gradient reaching step t's
-    input state, in ``form`` (``grad_form``; w_hh_t from ``grad_weights``); rows padded at
+    input state, in ``form`` with w_hh_t (both from ``grad_operands``); rows padded at
     step t keep their dh (work (B,H) is scratch for them)."""
     out = dh if all_active else work  # when all rows are active the product is the new dh
     if form == DOTS:

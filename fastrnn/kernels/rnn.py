@@ -12,7 +12,7 @@ from numba import prange
 from .._jit import jit, jit_lanes
 from .activations import tanh
 from .lanes import PAIRED, SOLO, pair_up, products_half, project_half, signal, wait_for
-from .matmul import (backward_products, grad_form, grad_weights, matrix_times_row, project, recurrent_grad,
+from .matmul import (backward_products, grad_operands, matrix_times_row, project, recurrent_grad,
                      product_form, step_product, step_weights)
 
 
@@ -68,8 +68,7 @@ def rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1):
     Padded steps pass dh through and ignore dy."""
     T = da.shape[0]
     shortest = lengths[b0:b1].min() if b1 > b0 else T
-    form = grad_form(b1 - b0, w_hh.shape[0], w_hh.shape[1], T)
-    w_hh_t = grad_weights(w_hh, form)
+    form, w_hh_t = grad_operands(w_hh, b1 - b0, T)
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
             if t < lengths[bi]:
