@@ -107,3 +107,37 @@ def call_kernel(macs: float, largest: float, kernel, *args) -> None:
         return
     with single_threaded():
         kernel(*args)
+
+
+# Names under which SciPy's and NumPy's OpenBLAS builds export the kernel family they
+# chose at load time (NumPy's 64-bit-integer build suffixes its symbols with 64_).
+_CORENAME_SYMBOLS = ("scipy_openblas_get_corename", "scipy_openblas_get_corename64_", "openblas_get_corename")
+
+
+def openblas_kernels() -> dict[str, str]:
+    """The kernel family ("Haswell", "SkylakeX", ...) of the OpenBLAS that SciPy (whose BLAS
+    Numba's ``np.dot`` calls) and NumPy (``np.matmul``, the GEMM peak) each bundle, by package.
+
+    OpenBLAS picks the family from the CPU when it loads unless ``OPENBLAS_CORETYPE`` names
+    one, and the family sets the GEMM rate: on this project's AVX-512 machine the AVX2
+    "Haswell" kernels ran a 1024^3 float32 GEMM at 252 GFLOP/s and "SkylakeX" at 420-480
+    (README, "Performance").  A package whose library is not found is left out."""
+    kernels = {}
+    for package in ("scipy", "numpy"):
+        for symbol in _CORENAME_SYMBOLS:
+            functions = openblas_functions(symbol, packages=(package,))
+            if functions:
+                functions[0].restype = ctypes.c_char_p
+                functions[0].argtypes = []
+                kernels[package] = functions[0]().decode("ascii", "replace").strip()
+                break
+    return kernels
+
+
+def coretype_note() -> str | None:
+    """A sentence for benchmark output when the environment pins OpenBLAS's kernel family, else None."""
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    if not pinned:
+        return None
+    return (f"OPENBLAS_CORETYPE={pinned} is set, so OpenBLAS runs those kernels whatever the CPU; "
+            "unset it (with OPENBLAS_L2_SIZE) for this command alone to let OpenBLAS choose (README, 'Performance')")

@@ -46,3 +46,9 @@ def test_cli_bench_runs_a_tiny_grid(tmp_path, capsys):
     data = json.loads(out.read_text())
     (row,) = data["results"]
     assert row["cell"] == "rnn" and row["speedup"]["reference"] > 0 and data["meta"]["gemm_gflops"]["float32"] > 0
+    # The BLAS kernel family is part of every figure, so the table and the JSON name it.
+    from fastrnn._blas import openblas_kernels
+
+    kernels = openblas_kernels()
+    assert data["meta"]["openblas_kernels"] == kernels and kernels
+    assert "OpenBLAS kernels: " + ", ".join(f"{p} {c}" for p, c in kernels.items()) in table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -86,3 +87,34 @@ def test_concurrent_small_kernels_restore_the_count(two_threads):
         outputs = list(pool.map(lambda _: fr.lstm_forward(x, *weights).y, range(16)))
     assert all(np.array_equal(y, outputs[0]) for y in outputs)
     assert current_threads() == 2
+
+
+# The kernel family OpenBLAS reports must be the one it runs: threadpoolctl reads it through
+# OpenBLAS's own API as well, and a pinned OPENBLAS_CORETYPE must show up in a fresh process.
+def test_openblas_kernels_agree_with_threadpoolctl():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS so threadpoolctl sees it)
+
+    kernels = _blas.openblas_kernels()
+    assert set(kernels) == {"scipy", "numpy"}
+    seen = {info["filepath"].split("site-packages/")[1].split(".libs")[0]: info["architecture"]
+            for info in threadpoolctl.threadpool_info() if info["internal_api"] == "openblas"}
+    assert kernels == {package: seen[package] for package in kernels}
+
+
+@pytest.mark.parametrize("core", ["Haswell", "SkylakeX"])
+def test_pinned_coretype_is_reported(core):
+    import subprocess
+    import sys
+
+    code = "import numpy, scipy.linalg; from fastrnn import _blas; print(_blas.openblas_kernels(), '|', _blas.coretype_note())"
+    env = dict(os.environ, OPENBLAS_CORETYPE=core)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+    kernels, note = out.split("|")
+    assert kernels.strip() == repr({"scipy": core, "numpy": core})
+    assert f"OPENBLAS_CORETYPE={core} is set" in note
+
+
+def test_no_note_without_a_pinned_coretype(monkeypatch):
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    assert _blas.coretype_note() is None

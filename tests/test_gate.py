@@ -104,3 +104,16 @@ def test_committed_baseline_covers_every_case_ci_measures():
                     CELLS, ["float32", "float64"], grid.MODES, grid.product(**grid.QUICK))}
     assert set(baseline["cases"]) == expected
     assert baseline["gated_figure"] == gate.GATED_FIGURE and baseline["threads"] == 1
+
+
+def test_baseline_records_the_blas_kernels_and_a_change_is_noted(tmp_path, capsys):
+    import argparse
+
+    path = tmp_path / "baseline.json"
+    gate.write_baseline(str(path), {"a": {"vs_reference": 1.0, "vs_gemm": 2.0}}, 1, {"scipy": "Haswell"})
+    assert json.loads(path.read_text())["openblas_kernels"] == {"scipy": "Haswell"}
+    args = argparse.Namespace(check=str(path), update=False, threads=1, tolerance=0.25, rounds=None)
+    assert gate.run(args, [], {}, {"scipy": "SkylakeX"}) == 0
+    assert "OpenBLAS kernels {'scipy': 'Haswell'}, this run has {'scipy': 'SkylakeX'}" in capsys.readouterr().out
+    gate.run(args, [], {}, {"scipy": "Haswell"})
+    assert "OpenBLAS kernels" not in capsys.readouterr().out

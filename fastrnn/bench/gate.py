@@ -67,11 +67,15 @@ def figures(result: dict) -> dict:
     return {"vs_reference": fast / result["seconds"]["reference"], "vs_gemm": 1.0 / result["peak_fraction"]}
 
 
-def run(args, results: list[dict], peaks: dict) -> int:
-    """After measuring: rewrite the baseline (``--update``) or judge this run against it."""
+def run(args, results: list[dict], peaks: dict, blas: dict | None = None) -> int:
+    """After measuring: rewrite the baseline (``--update``) or judge this run against it.
+
+    ``blas`` is the OpenBLAS kernel family per package (``fastrnn._blas.openblas_kernels``),
+    recorded in the baseline: a baseline made with other kernels gets a note, not a verdict
+    change, because both fastrnn and the reference run on that BLAS."""
     measured = {case_key(r): figures(r) for r in results}
     if args.update:
-        write_baseline(args.check, measured, args.threads)
+        write_baseline(args.check, measured, args.threads, blas)
         print(f"\nbaseline written: {args.check} ({len(measured)} cases, gated figure {GATED_FIGURE})")
         return 0
     try:
@@ -81,6 +85,9 @@ def run(args, results: list[dict], peaks: dict) -> int:
         raise SystemExit(f"fastrnn bench: baseline {args.check} does not exist; create it with --check {args.check} --update")
     if baseline.get("threads") != args.threads:
         print(f"\nnote: the baseline was measured with {baseline.get('threads')} threads, this run with {args.threads}")
+    if blas and baseline.get("openblas_kernels") and baseline["openblas_kernels"] != blas:
+        print(f"\nnote: the baseline was measured with OpenBLAS kernels {baseline['openblas_kernels']}, "
+              f"this run has {blas}; figures may move for that reason alone")
     rows = judge(baseline["cases"], measured, args.tolerance, remeasure=lambda key: _remeasure(key, results, args))
     print("\n" + report(rows, args.tolerance))
     return 1 if any(row["status"] == "SLOWER" for row in rows) else 0
@@ -125,13 +132,14 @@ def report(rows: list[dict], tolerance: float) -> str:
             + "\n".join(lines) + f"\n{verdict}{notes}")
 
 
-def write_baseline(path: str, measured: dict, threads: int) -> None:
+def write_baseline(path: str, measured: dict, threads: int, blas: dict | None = None) -> None:
     data = {
         "about": "fastrnn bench regression-gate baseline; regenerate with the command in README.md, 'Benchmarks'",
         "gated_figure": GATED_FIGURE,
         "threads": threads,
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"),
+        "openblas_kernels": blas or {},
         "cases": {key: {name: round(value, 5) for name, value in figs.items()} for key, figs in sorted(measured.items())},
     }
     with open(path, "w") as f:

@@ -10,6 +10,7 @@ Peers that cannot be imported are left out (``pip install "fastrnn[peers]"``).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -95,7 +96,17 @@ def run(args) -> int:
     print("\r".ljust(72) + "\r", end="", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - started
 
+    from .._blas import coretype_note, openblas_kernels
+
+    blas = openblas_kernels()
     print(_table(results, impls, peaks))
+    if blas:
+        # The BLAS kernel family sets every GEMM-bound figure (fastrnn's, the reference's, the
+        # peak), while torch's oneDNN and XLA bring their own: a ratio means little without it.
+        print("OpenBLAS kernels: " + ", ".join(f"{package} {core}" for package, core in blas.items()))
+    note = coretype_note()
+    if note:
+        print(note)
     if varlen:
         print("\nvariable lengths: uniform in [T/2, T], one sequence of T; torch via pack_padded_sequence")
     print(f"\n{len(results)} cases in {elapsed:.0f} s, {args.threads} threads; "
@@ -104,11 +115,12 @@ def run(args) -> int:
         print(f"not installed, left out: {', '.join(missing)} (pip install \"fastrnn[peers]\")")
     if args.json:
         meta = {"python": platform.python_version(), "machine": platform.machine(), "processor": _cpu_name(),
-                "threads": args.threads, "gemm_gflops": peaks, "date": time.strftime("%Y-%m-%d")}
+                "threads": args.threads, "gemm_gflops": peaks,
+                "openblas_kernels": blas, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "date": time.strftime("%Y-%m-%d")}
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=1)
     if args.check:
-        return gate.run(args, results, peaks)
+        return gate.run(args, results, peaks, blas)
     return 0
 
 
