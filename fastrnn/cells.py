@@ -136,8 +136,9 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_fini
     work = np.empty((B, 4 * H), args.dtype)  # (B, 4H)
     D = args.x.shape[2]
     kernel_args = (args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, c, gates, work)
-    if lanes.use_lanes(B, H, 4, args.dtype, steps, T):
-        lanes.run(lstm_forward_lanes, H, args.dtype, *kernel_args)
+    how = lanes.plan(B, H, 4, args.dtype, steps, T, D)
+    if how:
+        lanes.run(lstm_forward_lanes, how, *kernel_args)
     else:
         call_kernel(T * B * 4 * H * (D + H), T * B * 4 * H * max(D, H), lstm_forward_kernel, *kernel_args)
     cache = LSTMCache(args.x, args.w_ih, args.w_hh, h, c, gates, steps)
@@ -181,8 +182,9 @@ def lstm_backward(dy, cache, dh_n=None, dc_n=None, *, check_finite=False) -> LST
     work = np.empty((B, H), dtype)  # (B, H)
     kernel_args = (dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, cache.c, cache.gates,
                    dh, dc, dgates, work, dx, dw_ih, dw_hh, db)
-    if lanes.use_lanes(B, H, 4, dtype, cache.lengths, T):
-        lanes.run(lstm_backward_lanes, H, dtype, *kernel_args)
+    how = lanes.plan(B, H, 4, dtype, cache.lengths, T, D)
+    if how:
+        lanes.run(lstm_backward_lanes, how, *kernel_args)
     else:
         call_kernel(3 * T * B * 4 * H * (D + H), T * B * 4 * H * max(D, H), lstm_backward_kernel, *kernel_args)
     return LSTMGrads(dx, dw_ih, dw_hh, db, dh, dc)
@@ -233,8 +235,9 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) 
     work = np.empty((B, H), args.dtype)  # (B, H)
     D = args.x.shape[2]
     kernel_args = (args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, work)
-    if lanes.use_lanes(B, H, 1, args.dtype, steps, T):
-        lanes.run(rnn_forward_lanes, H, args.dtype, *kernel_args)
+    how = lanes.plan(B, H, 1, args.dtype, steps, T, D)
+    if how:
+        lanes.run(rnn_forward_lanes, how, *kernel_args)
     else:
         call_kernel(T * B * H * (D + H), T * B * H * max(D, H), rnn_forward_kernel, *kernel_args)
     return RNNForward(outputs(h, padded), h[T].copy(), RNNCache(args.x, args.w_ih, args.w_hh, h, steps))
@@ -275,8 +278,9 @@ def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
     db = np.empty(H, dtype)  # (H,)
     work = np.empty((B, H), dtype)  # (B, H)
     kernel_args = (dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, dh, da, work, dx, dw_ih, dw_hh, db)
-    if lanes.use_lanes(B, H, 1, dtype, cache.lengths, T):
-        lanes.run(rnn_backward_lanes, H, dtype, *kernel_args)
+    how = lanes.plan(B, H, 1, dtype, cache.lengths, T, D)
+    if how:
+        lanes.run(rnn_backward_lanes, how, *kernel_args)
     else:
         call_kernel(3 * T * B * H * (D + H), T * B * H * max(D, H), rnn_backward_kernel, *kernel_args)
     return RNNGrads(dx, dw_ih, dw_hh, db, dh)

@@ -1,5 +1,6 @@
 """Two lanes (kernels/lanes.py): opt-in, and with it every result matches the reference and the
-one-thread kernels, whether the two lanes pair up or one of them ends up doing all the work."""
+one-thread kernels -- split by hidden units (B = 1) or by batch rows -- whether the two lanes pair
+up or one of them ends up doing all the work."""
 
 from __future__ import annotations
 
@@ -119,7 +120,96 @@ def test_a_lane_alone_does_all_the_work(cell):
     numba.set_num_threads(1)
     try:
         alone = forward(lstm.lstm_forward_lanes if cell == "lstm" else rnn.rnn_forward_lanes,
-                        cut, np.zeros(lanes.CTL_SIZE, np.int64))
+                        cut, np.zeros(lanes.CTL_SIZE, np.int64), False)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for a, o in zip(alone, one):
+        np.testing.assert_array_equal(a, o)
+
+
+def batch_problem(cell, B, H, T, dtype, seed=0):
+    G = CELLS[cell][0]
+    rng = np.random.default_rng(seed)
+    scale = 1 / np.sqrt(H)
+    x = rng.standard_normal((T, B, H)).astype(dtype)
+    weights = [rng.uniform(-scale, scale, shape).astype(dtype) for shape in ((G * H, H), (G * H, H), (G * H,))]
+    return (x, *weights), rng.standard_normal((T, B, H)).astype(dtype), rng.integers(1, T + 1, B)
+
+
+def test_which_batches_take_lanes(monkeypatch):
+    monkeypatch.delenv(lanes.ENV_SWITCH, raising=False)
+    assert lanes.plan(32, 32, 4, np.dtype(np.float32), np.full(32, 256), 256, 32) is None  # opt-in
+    monkeypatch.setenv(lanes.ENV_SWITCH, "1")
+    if numba.get_num_threads() < 2 or not lanes._pool_is_thread_safe():
+        pytest.skip("lanes need two Numba threads on a thread-safe pool")
+    f32 = np.dtype(np.float32)
+    assert lanes.plan(32, 32, 4, f32, np.full(32, 256), 256, 32) == (16, True)
+    assert lanes.plan(5, 64, 4, f32, np.full(5, 256), 256, 64) == (3, True)  # lane 0 takes the odd row
+    assert lanes.plan(32, 512, 4, f32, np.full(32, 256), 256, 512) is None  # OpenBLAS's threads do better
+    assert lanes.plan(2, 8, 1, f32, np.full(2, 32), 32, 8) is None  # too small to wake the pool
+    assert lanes.plan(1, 128, 4, f32, np.full(1, 256), 256, 128) == (lanes.split(128, 4), False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_batch_lanes_match_the_reference_and_one_thread(cell, dtype, lanes_on, monkeypatch):
+    """Split by batch rows -- even and odd B, a lane of one row, padded and full sequences."""
+    monkeypatch.setattr(lanes, "BATCH_LANES_FROM_MACS", 0)  # small problems, the same code path
+    G, forward, backward, ref_forward, ref_backward = CELLS[cell]
+    for B, H, T_, padded in [(2, 16, 9, False), (5, 24, 13, True), (32, 8, 6, True), (3, 33, 11, False)]:
+        args, dy, lengths = batch_problem(cell, B, H, T_, dtype, seed=B)
+        lengths = lengths if padded else None
+        assert lanes.plan(B, H, G, np.dtype(dtype), np.full(B, T_), T_, H) == ((B + 1) // 2, True)
+        copies = [a.copy() for a in (*args, dy)]
+        got = run(lambda *a: forward(*a, lengths=lengths), backward, args, dy)
+        for before, after in zip(copies, (*args, dy)):
+            np.testing.assert_array_equal(before, after)
+        want = run(lambda *a: ref_forward(*a, lengths=lengths), ref_backward, args, dy)
+        for g, w in zip(got, want):
+            assert g.dtype == dtype
+            np.testing.assert_allclose(g, w, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(w).max())
+        monkeypatch.setenv(lanes.ENV_SWITCH, "0")
+        one_thread = run(lambda *a: forward(*a, lengths=lengths), backward, args, dy)
+        monkeypatch.setenv(lanes.ENV_SWITCH, "1")
+        tight = 1e-5 if dtype == np.float32 else 1e-13
+        for g, o in zip(got, one_thread):
+            np.testing.assert_allclose(g, o, rtol=tight, atol=tight * np.abs(o).max())
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_a_batch_lane_alone_does_all_the_work(cell):
+    """As ``test_a_lane_alone_does_all_the_work``, for the drivers split by batch rows."""
+    B, H, T_ = 5, 12, 8
+    (x, w_ih, w_hh, b), dy, lengths = batch_problem(cell, B, H, T_, np.float64, seed=4)
+    G = CELLS[cell][0]
+
+    def both(extra):
+        forward_driver = (lstm.lstm_forward_kernel if cell == "lstm" else rnn.rnn_forward_kernel) if not extra else \
+            (lstm.lstm_forward_lanes if cell == "lstm" else rnn.rnn_forward_lanes)
+        backward_driver = (lstm.lstm_backward_kernel if cell == "lstm" else rnn.rnn_backward_kernel) if not extra else \
+            (lstm.lstm_backward_lanes if cell == "lstm" else rnn.rnn_backward_lanes)
+        ctl = [np.zeros(lanes.CTL_SIZE, np.int64), np.zeros(lanes.CTL_SIZE, np.int64)]
+        fwd_extra = (extra[0], ctl[0], True) if extra else ()
+        bwd_extra = (extra[0], ctl[1], True) if extra else ()
+        h = np.zeros((T_ + 1, B, H))
+        dh = np.zeros((B, H))
+        dx, dw_ih, dw_hh, db = np.empty_like(x), np.empty_like(w_ih), np.empty_like(w_hh), np.empty_like(b)
+        if cell == "lstm":
+            c, gates = np.zeros((T_ + 1, B, H)), np.empty((T_, B, G * H))
+            forward_driver(x, w_ih, w_hh, b, lengths, h, c, gates, np.empty((B, G * H)), *fwd_extra)
+            dc = np.zeros((B, H))
+            backward_driver(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, np.empty((T_, B, G * H)),
+                            np.empty((B, H)), dx, dw_ih, dw_hh, db, *bwd_extra)
+            return h, c, gates, dh, dc, dx, dw_ih, dw_hh, db
+        forward_driver(x, w_ih, w_hh, b, lengths, h, np.empty((B, H)), *fwd_extra)
+        backward_driver(dy, x, w_ih, w_hh, lengths, h, dh, np.empty((T_, B, H)), np.empty((B, H)),
+                        dx, dw_ih, dw_hh, db, *bwd_extra)
+        return h, dh, dx, dw_ih, dw_hh, db
+
+    one = both(())
+    numba.set_num_threads(1)
+    try:
+        alone = both(((B + 1) // 2,))
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     for a, o in zip(alone, one):

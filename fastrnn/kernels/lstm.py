@@ -16,7 +16,7 @@ from numba import prange
 
 from .._jit import jit, jit_inline, jit_lanes
 from .activations import activate, tanh
-from .lanes import PAIRED, SOLO, pair_up, products_half, project_half, signal, wait_for
+from .lanes import PAIRED, SOLO, batch_rows, meet, pair_up, products_half, project_half
 from .matmul import (ROWS, backward_products, grad_operands, matrix_times_row, project, recurrent_grad,
                      product_form, row_times_matrix_inline, step_product, step_weights)
 
@@ -182,18 +182,29 @@ def _forward_lane(x, w_ih, w_hh, b, h, c, gates, work, lane, cut, ctl):
         for q in range(4):  # this lane's rows of each gate block: (j1-j0, H) @ (H,)
             matrix_times_row(w_hh[q * H + j0:q * H + j1], h[t, 0], work[0, q * H + j0:q * H + j1])
         _gates_forward_part(gates[t, 0], work[0], b, c[t, 0], c[t + 1, 0], h[t + 1, 0], j0, j1)
-        signal(ctl, lane, t + 2)
-        wait_for(ctl, lane, t + 2)  # the other half of h[t + 1] is written
+        meet(ctl, lane, t + 2)  # the other half of h[t + 1] is written
+
+
+@jit
+def _forward_half(x, w_ih, w_hh, b, lengths, h, c, gates, work, lane, cut, ctl):
+    """Lane ``lane``'s share of ``lstm_forward_kernel`` split by batch rows: half of the input
+    projection, a meeting, then rows [0, cut) or [cut, B) of every step, with no further meeting."""
+    project_half(x, w_ih, gates, lane, ctl)
+    b0, b1 = batch_rows(lane, cut, x.shape[1])
+    lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1)
 
 
 @jit_lanes
-def lstm_forward_lanes(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut, ctl):
-    """``lstm_forward_kernel`` on two threads (B == 1, no padding); ``cut`` splits the hidden
-    units, ``ctl`` is ``lanes.CTL_SIZE`` int64 zeros.  Falls back to one thread by itself."""
+def lstm_forward_lanes(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut, ctl, by_batch):
+    """``lstm_forward_kernel`` on two threads; ``cut`` splits the batch rows (``by_batch``) or,
+    for B == 1 with no padding, the hidden units; ``ctl`` is ``lanes.CTL_SIZE`` int64 zeros.
+    Falls back to one thread by itself."""
     for lane in prange(2):
         mode = pair_up(ctl)
         if mode == SOLO:
             lstm_forward_kernel(x, w_ih, w_hh, b, lengths, h, c, gates, work)
+        elif mode == PAIRED and by_batch:
+            _forward_half(x, w_ih, w_hh, b, lengths, h, c, gates, work, lane, cut, ctl)
         elif mode == PAIRED:
             _forward_lane(x, w_ih, w_hh, b, h, c, gates, work, lane, cut, ctl)
 
@@ -209,19 +220,33 @@ def _backward_lane(dy, x, w_ih, w_hh, h, c, gates, dh, dc, dgates, dx, dw_ih, dw
     part = np.empty((1, j1 - j0), dh.dtype)
     for t in range(T - 1, -1, -1):
         _gates_backward_span(gates[t, 0], c[t, 0], c[t + 1, 0], dy[t, 0], dh[0], dc[0], dgates[t, 0], j0, j1)
-        signal(ctl, lane, T - t)
-        wait_for(ctl, lane, T - t)  # all of dgates[t] is written
+        meet(ctl, lane, T - t)  # all of dgates[t] is written
         np.dot(dgates[t], columns, part)  # BLAS: faster here than the loop forms (see matmul.py)
         dh[0, j0:j1] = part[0]
     products_half(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db, lane)
 
 
+@jit
+def _backward_half(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, lane, cut,
+                   ctl):
+    """Lane ``lane``'s share of ``lstm_backward_kernel`` split by batch rows: the recurrence of
+    rows [0, cut) or [cut, B), a meeting, then its share of the products."""
+    b0, b1 = batch_rows(lane, cut, x.shape[1])
+    lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1)
+    meet(ctl, lane, 1)  # all of dgates is written
+    products_half(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db, lane)
+
+
 @jit_lanes
-def lstm_backward_lanes(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, cut, ctl):
-    """``lstm_backward_kernel`` on two threads (B == 1, no padding); see ``lstm_forward_lanes``."""
+def lstm_backward_lanes(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, cut, ctl,
+                        by_batch):
+    """``lstm_backward_kernel`` on two threads; see ``lstm_forward_lanes``."""
     for lane in prange(2):
         mode = pair_up(ctl)
         if mode == SOLO:
             lstm_backward_kernel(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db)
+        elif mode == PAIRED and by_batch:
+            _backward_half(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, lane,
+                           cut, ctl)
         elif mode == PAIRED:
             _backward_lane(dy, x, w_ih, w_hh, h, c, gates, dh, dc, dgates, dx, dw_ih, dw_hh, db, lane, cut, ctl)

@@ -11,7 +11,7 @@ from numba import prange
 
 from .._jit import jit, jit_lanes
 from .activations import tanh
-from .lanes import PAIRED, SOLO, pair_up, products_half, project_half, signal, wait_for
+from .lanes import PAIRED, SOLO, batch_rows, meet, pair_up, products_half, project_half
 from .matmul import (backward_products, grad_operands, matrix_times_row, project, recurrent_grad,
                      product_form, step_product, step_weights)
 
@@ -100,18 +100,28 @@ def _forward_lane(x, w_ih, w_hh, b, h, work, lane, cut, ctl):
     for t in range(T):
         matrix_times_row(w_hh[j0:j1], h[t, 0], work[0, j0:j1])
         _tanh_row(h[t + 1, 0, j0:j1], work[0, j0:j1], b[j0:j1])
-        signal(ctl, lane, t + 2)
-        wait_for(ctl, lane, t + 2)  # the other half of h[t + 1] is written
+        meet(ctl, lane, t + 2)  # the other half of h[t + 1] is written
+
+
+@jit
+def _forward_half(x, w_ih, w_hh, b, lengths, h, work, lane, cut, ctl):
+    """Lane ``lane``'s share of ``rnn_forward_kernel`` split by batch rows (see the LSTM's)."""
+    project_half(x, w_ih, h[1:], lane, ctl)
+    b0, b1 = batch_rows(lane, cut, x.shape[1])
+    rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1)
 
 
 @jit_lanes
-def rnn_forward_lanes(x, w_ih, w_hh, b, lengths, h, work, cut, ctl):
-    """``rnn_forward_kernel`` on two threads (B == 1, no padding); ``cut`` splits the hidden
-    units, ``ctl`` is ``lanes.CTL_SIZE`` int64 zeros.  Falls back to one thread by itself."""
+def rnn_forward_lanes(x, w_ih, w_hh, b, lengths, h, work, cut, ctl, by_batch):
+    """``rnn_forward_kernel`` on two threads; ``cut`` splits the batch rows (``by_batch``) or,
+    for B == 1 with no padding, the hidden units; ``ctl`` is ``lanes.CTL_SIZE`` int64 zeros.
+    Falls back to one thread by itself."""
     for lane in prange(2):
         mode = pair_up(ctl)
         if mode == SOLO:
             rnn_forward_kernel(x, w_ih, w_hh, b, lengths, h, work)
+        elif mode == PAIRED and by_batch:
+            _forward_half(x, w_ih, w_hh, b, lengths, h, work, lane, cut, ctl)
         elif mode == PAIRED:
             _forward_lane(x, w_ih, w_hh, b, h, work, lane, cut, ctl)
 
@@ -126,19 +136,29 @@ def _backward_lane(dy, x, w_ih, w_hh, h, dh, da, dx, dw_ih, dw_hh, db, lane, cut
     part = np.empty((1, j1 - j0), dh.dtype)
     for t in range(T - 1, -1, -1):
         _tanh_backward_row(h[t + 1, 0, j0:j1], dy[t, 0, j0:j1], dh[0, j0:j1], da[t, 0, j0:j1])
-        signal(ctl, lane, T - t)
-        wait_for(ctl, lane, T - t)  # all of da[t] is written
+        meet(ctl, lane, T - t)  # all of da[t] is written
         np.dot(da[t], columns, part)  # BLAS, as the one-thread kernel
         dh[0, j0:j1] = part[0]
     products_half(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db, lane)
 
 
+@jit
+def _backward_half(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, lane, cut, ctl):
+    """Lane ``lane``'s share of ``rnn_backward_kernel`` split by batch rows (see the LSTM's)."""
+    b0, b1 = batch_rows(lane, cut, x.shape[1])
+    rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1)
+    meet(ctl, lane, 1)  # all of da is written
+    products_half(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db, lane)
+
+
 @jit_lanes
-def rnn_backward_lanes(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, cut, ctl):
-    """``rnn_backward_kernel`` on two threads (B == 1, no padding); see ``rnn_forward_lanes``."""
+def rnn_backward_lanes(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, cut, ctl, by_batch):
+    """``rnn_backward_kernel`` on two threads; see ``rnn_forward_lanes``."""
     for lane in prange(2):
         mode = pair_up(ctl)
         if mode == SOLO:
             rnn_backward_kernel(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db)
+        elif mode == PAIRED and by_batch:
+            _backward_half(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, lane, cut, ctl)
         elif mode == PAIRED:
             _backward_lane(dy, x, w_ih, w_hh, h, dh, da, dx, dw_ih, dw_hh, db, lane, cut, ctl)
