@@ -213,10 +213,10 @@ def use_batch_lanes(B: int, H: int, G: int, T: int, D: int) -> bool:
     """Whether a call with a batch (B >= 2) runs on two lanes that split the batch rows: lanes
     are switched on (:func:`enabled`), with two of Numba's threads to run them, and
 
-    * the per-step product is small enough that OpenBLAS would run it on one thread anyway
-      (``BATCH_LANES_UP_TO_MACS``; above, OpenBLAS's own two threads did as well or better:
-      LSTM B=32 H=512 T=256 forward steps 89-90 ms on its two threads against 107-117 on
-      two lanes, one process, medians of 5);
+    * the per-step product is at most ``BATCH_LANES_UP_TO_MACS``: at B=32 the split paid up
+      to H=128 for the LSTM, and above it OpenBLAS's own two threads did better (LSTM B=32
+      H=512 T=256 forward steps, one process, medians of 5: 89-90 ms on OpenBLAS's two
+      threads against 100-106 ms on two lanes);
     * the call is large enough to pay for waking Numba's pool (``BATCH_LANES_FROM_MACS``).
 
     Sequences in a batch are independent, so these lanes meet once per call (after the input
