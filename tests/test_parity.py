@@ -129,16 +129,20 @@ def test_empty_sequences_and_batches(cell, impl, T, B):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_every_backward_product_form_matches_reference(cell, dtype):
     """The backward's per-step product: a loop form (DOTS) for B == 1 at small sizes once T pays
-    for the transposed copy, BLAS otherwise -- both must match the reference, also with a padded
-    tail (where the loop form's product must not reach dh)."""
-    from fastrnn.kernels.matmul import BLAS, DOTS, GRAD_LOOP_MACS, grad_form
+    for the transposed copy, BLAS on a transposed copy (BLAS_T) for B == 1 at large sizes once T
+    pays for it, BLAS otherwise -- all must match the reference, also with a padded tail (where
+    the loop form's product must not reach dh)."""
+    from fastrnn.kernels.matmul import (BLAS, BLAS_T, DOTS, GRAD_LOOP_MACS, GRAD_TRANSPOSED_MACS,
+                                        GRAD_TRANSPOSED_STEPS, grad_form)
 
     G = cell.gates
     form = grad_form.py_func
     largest = max(H for H in range(2, 400) if G * H * H <= GRAD_LOOP_MACS)
     short = next(T for T in range(1, 1000) if form(1, G * largest, largest, T) == DOTS) - 1
+    wide = next(H for H in range(2, 1000) if G * H * H >= GRAD_TRANSPOSED_MACS)
     cases = [(1, 3, 4, DOTS), (1, largest, short + 1, DOTS), (1, largest, short, BLAS),
-             (1, largest + 1, 400, BLAS), (2, 3, 4, BLAS)]
+             (1, largest + 1, 400, BLAS), (2, 3, 4, BLAS), (1, wide, GRAD_TRANSPOSED_STEPS, BLAS_T),
+             (1, wide, GRAD_TRANSPOSED_STEPS - 1, BLAS), (2, wide, GRAD_TRANSPOSED_STEPS, BLAS)]
     for B, H, T, expected in cases:
         assert form(B, G * H, H, T) == expected
         p = make_problem(cell, T, B, 3, H, dtype, seed=H, scale=1 / np.sqrt(H))
@@ -150,6 +154,18 @@ def test_every_backward_product_form_matches_reference(cell, dtype):
                                      *p["dstates_n"])
             for name, a, e in zip(cell.grad_names, grads, grads_ref):
                 assert_close(a, e, name=f"{name} (B={B}, H={H}, T={T}, lengths={lengths})")
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (0, 5), (5, 0), (1, 1), (7, 3), (8, 5), (17, 9), (1024, 256)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_transposed_copy(shape, dtype):
+    """The kernels' transposed weight copy: eight rows at a time plus a tail of fewer."""
+    from fastrnn.kernels.matmul import transposed
+
+    m = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    t = transposed(m)
+    assert t.flags.c_contiguous and t.dtype == m.dtype
+    np.testing.assert_array_equal(t, m.T)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

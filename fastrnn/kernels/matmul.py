@@ -13,8 +13,8 @@ takes a loop form.  There are two (``product_form``):
 
 * ``ROWS``: ``h @ w_hh.T`` as a sum of rows of the transposed weights,
   vectorized along the output.  Fastest per step at the smallest sizes, but
-  the transposed copy is made on every call (about 0.6 ns per weight: 39 us
-  at 4H x H = 512 x 128).
+  the transposed copy is made on every call (``transposed``: 12 us at
+  4H x H = 512 x 128; Numba's ``np.ascontiguousarray(w.T)``, used before, took 41).
 * ``DOTS``: one dot product per output row, straight from ``w_hh``, vectorized
   along the sum (``jit_sum``).  No copy; per step it measured alike or faster
   from about 4096 weights up (K=128: N=128 0.74 vs 0.76 us, N=512 2.27 vs
@@ -27,11 +27,28 @@ The backward's per-step ``dgates @ w_hh`` with B == 1 at small sizes is
 faster as ``DOTS`` on a transposed copy of ``w_hh`` (vectorized along the
 G*H sum) than through BLAS.  Measured per step of the LSTM backward recurrence
 (float32, T=864, median of 200, both forms in one process): H=10: 129 vs 203
-ns; H=32: 295 vs 464; H=64: 740 vs 982; H=128: 3100 vs 3320.  The copy costs
-about 0.6 ns per weight (0.95 us at 4H x H = 40 x 10, 10.4 us at 256 x 64), so
+ns; H=32: 295 vs 464; H=64: 740 vs 982; H=128: 3100 vs 3320.  The copy cost
+about 0.6 ns per weight when these thresholds were set (0.95 us at 4H x H = 40 x
+10, 10.4 us at 256 x 64; ``transposed`` now takes 0.77 and 3.6 us), so
 ``grad_form`` takes the loop only up to ``GRAD_LOOP_MACS`` weights and only
 when there are enough steps to pay for the copy: ``T * 256 >= weights`` (at
-H=64 the copy pays back after about 44 steps).
+H=64 the copy paid back after about 44 steps).
+
+At the other end, with B == 1 and at least ``GRAD_TRANSPOSED_MACS`` weights,
+``dgates @ w_hh`` is BLAS's matrix-vector product either way, but OpenBLAS
+runs it faster, and splits it better across its two threads, as dot products
+along contiguous rows (``dgates @ w_hh_t.T``, the forward's orientation) than
+as sums of scaled rows of ``w_hh``; ``BLAS_T`` is the former, on a
+``transposed`` copy.
+Per step, 2048 x 512 float32, 256 steps, medians of 9: 22.8 us against 33-63
+on two threads, 41.1 against 44.6 on one; 1024 x 256: 8.9 against 10.3; 512 x
+128: 2.17 both ways.  The copy (0.74 ms at 2048 x 512) pays from about 64
+steps (``GRAD_TRANSPOSED_STEPS``).  Public backward, alternating processes
+against the plain BLAS form, OpenBLAS choosing its own kernels, medians of
+15-20 calls: LSTM H=512 T=256 12.1-12.2 -> 10.9-11.1 ms, T=64 5.1-5.8 ->
+4.2-4.5 ms, T=32 3.0-3.2 -> 3.2-3.4 ms (hence the step limit); GRU H=512 T=256
+9.3-9.5 -> 7.8 ms, T=64 3.9-4.3 -> 2.8-2.9 ms; RNN H=512 (2**18 weights) T=64
+1.14-1.29 -> 1.29-1.32 ms (hence ``GRAD_TRANSPOSED_MACS`` = 2**19).
 """
 
 from __future__ import annotations
@@ -44,6 +61,9 @@ SMALL_STEP_MACS = 1 << 16
 DOTS_FROM_MACS = 1 << 12
 GRAD_LOOP_MACS = 1 << 14
 BLAS, ROWS, DOTS = 0, 1, 2  # the forward's per-step product forms, see the module docstring
+BLAS_T = 3  # the backward's per-step product as BLAS on a transposed copy, see the module docstring
+GRAD_TRANSPOSED_MACS = 1 << 19  # weights (G*H*H) from which BLAS_T pays, with B == 1 ...
+GRAD_TRANSPOSED_STEPS = 64  # ... and at least this many steps
 
 
 @jit
@@ -57,7 +77,7 @@ def product_form(B, rows, inner):
 @jit
 def step_weights(w_hh, form):
     """What ``step_product`` reads for ``form``: the (H, G*H) transposed copy for ROWS, else nothing."""
-    return np.ascontiguousarray(w_hh.T) if form == ROWS else w_hh[:0]
+    return transposed(w_hh) if form == ROWS else w_hh[:0]
 
 
 @jit
@@ -65,15 +85,42 @@ def grad_form(B, rows, inner, T):
     """How the backward computes its per-step (B x rows) @ (rows x inner) product (module docstring)."""
     if B == 1 and rows * inner <= GRAD_LOOP_MACS and T * 256 >= rows * inner:
         return DOTS
+    if B == 1 and rows * inner >= GRAD_TRANSPOSED_MACS and T >= GRAD_TRANSPOSED_STEPS:
+        return BLAS_T
     return BLAS
 
 
 @jit
 def grad_operands(w_hh, B, T):
     """(form, w_hh_t) for ``recurrent_grad`` over T steps of B rows: the ``grad_form`` and what
-    it reads, the (H, G*H) transposed copy for DOTS, else nothing."""
+    it reads, the (H, G*H) transposed copy for DOTS and BLAS_T, else nothing."""
     form = grad_form(B, w_hh.shape[0], w_hh.shape[1], T)
-    return form, (np.ascontiguousarray(w_hh.T) if form == DOTS else w_hh[:0])
+    if form == BLAS:
+        return form, w_hh[:0]
+    return form, transposed(w_hh)
+
+
+@jit
+def transposed(m):
+    """The (K, N) C-contiguous transpose of m (N, K).  Eight rows of ``m`` are read side by
+    side and each row of the copy gets eight neighbouring numbers at a time: 0.39 ns per
+    weight at 2048 x 512 float32 into an existing array (0.71 with the allocation), against
+    2.6 for ``np.ascontiguousarray(m.T)`` compiled by Numba and 0.65-1.2 for square tiles
+    (one process, medians of 15-31)."""
+    N, K = m.shape
+    out = np.empty((K, N), m.dtype)
+    n = 0
+    while n + 8 <= N:
+        r0, r1, r2, r3, r4, r5, r6, r7 = m[n], m[n + 1], m[n + 2], m[n + 3], m[n + 4], m[n + 5], m[n + 6], m[n + 7]
+        for k in range(K):
+            row = out[k]
+            row[n], row[n + 1], row[n + 2], row[n + 3] = r0[k], r1[k], r2[k], r3[k]
+            row[n + 4], row[n + 5], row[n + 6], row[n + 7] = r4[k], r5[k], r6[k], r7[k]
+        n += 8
+    while n < N:
+        out[:, n] = m[n]
+        n += 1
+    return out
 
 
 @jit_inline
@@ -179,6 +226,8 @@ def recurrent_grad(dpre_t, w_hh, w_hh_t, form, lengths, t, all_active, dh, work,
     out = dh if all_active else work  # when all rows are active the product is the new dh
     if form == DOTS:
         matrix_times_row(w_hh_t, dpre_t[b0], out[b0])
+    elif form == BLAS_T:
+        np.dot(dpre_t[b0:b1], w_hh_t.T, out[b0:b1])
     else:
         np.dot(dpre_t[b0:b1], w_hh, out[b0:b1])
     if all_active:
