@@ -176,7 +176,7 @@ def test_every_forward_product_form_matches_reference(cell, dtype):
 
     G = cell.gates
     form = product_form.py_func
-    sizes = {f: next(H for H in range(2, 400) if form(1, G * H, H) == f) for f in (ROWS, DOTS, BLAS)}
+    sizes = {f: next(H for H in range(2, 2000) if form(1, G * H, H) == f) for f in (ROWS, DOTS, BLAS)}
     cases = [(1, sizes[ROWS], ROWS), (1, sizes[DOTS], DOTS), (1, sizes[DOTS] + 3, DOTS), (1, sizes[BLAS], BLAS),
              (2, sizes[ROWS], BLAS)]
     for B, H, expected in cases:

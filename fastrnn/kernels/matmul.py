@@ -9,7 +9,13 @@ vs 0.16 us via BLAS; H=32: 0.20 vs 0.34; H=64: 0.86 vs 0.99; H=128: 2.9 vs 3.2.
 With B > 1, and for the backward's ``dgates @ w_hh``, BLAS was as fast or
 faster (B=4, H=64: 2.6 vs 2.0 forward, 4.3 vs 1.2 backward), so only the
 forward with B == 1 and at most ``SMALL_STEP_MACS`` multiply-adds per step
-takes a loop form.  There are two (``product_form``):
+takes a loop form.  That limit is where OpenBLAS starts to thread the product
+(2**18); up to it the loop form stayed ahead (per step, 256 steps, medians of
+9: 512 x 512 9.1 vs 9.9 us, 1024 x 256 9.3 vs 10.8), and beyond it BLAS's two
+threads win (1536 x 512: 16 vs 30 us).  Raising the limit from 2**16 made the
+public forward (B=1, T=256, alternating processes, medians of 20) of the LSTM
+at H=256 go from 3.62-3.69 to 3.15-3.26 ms and of the RNN at H=512 from
+3.20-3.24 to 2.98-3.13 ms.  There are two loop forms (``product_form``):
 
 * ``ROWS``: ``h @ w_hh.T`` as a sum of rows of the transposed weights,
   vectorized along the output.  Fastest per step at the smallest sizes, but
@@ -57,7 +63,7 @@ import numpy as np
 
 from .._jit import jit, jit_inline, jit_sum
 
-SMALL_STEP_MACS = 1 << 16
+SMALL_STEP_MACS = 1 << 18
 DOTS_FROM_MACS = 1 << 12
 GRAD_LOOP_MACS = 1 << 14
 BLAS, ROWS, DOTS = 0, 1, 2  # the forward's per-step product forms, see the module docstring
