@@ -38,7 +38,13 @@ about 0.6 ns per weight when these thresholds were set (0.95 us at 4H x H = 40 x
 10, 10.4 us at 256 x 64; ``transposed`` now takes 0.77 and 3.6 us), so
 ``grad_form`` takes the loop only up to ``GRAD_LOOP_MACS`` weights and only
 when there are enough steps to pay for the copy: ``T * 256 >= weights`` (at
-H=64 the copy paid back after about 44 steps).
+H=64 the copy paid back after about 44 steps).  With the cheaper copy the loop
+form was extended from 2**14 to 2**16 weights (``GRAD_LOOP_MACS``), which takes
+in the LSTM at H=128 from T=256 on: public backward, B=1, T=256, alternating
+processes, medians of 50: LSTM H=128 981-1011 -> 911-950 us, GRU H=128
+859-862 -> 769-829 us.  Counting T at 1024 per weight instead (T >= 64 at
+H=128) made the LSTM's T=64 backward slower (312-321 -> 323-330 us), so the
+step rule stayed.
 
 At the other end, with B == 1 and at least ``GRAD_TRANSPOSED_MACS`` weights,
 ``dgates @ w_hh`` is BLAS's matrix-vector product either way, but OpenBLAS
@@ -65,7 +71,7 @@ from .._jit import jit, jit_inline, jit_sum
 
 SMALL_STEP_MACS = 1 << 18
 DOTS_FROM_MACS = 1 << 12
-GRAD_LOOP_MACS = 1 << 14
+GRAD_LOOP_MACS = 1 << 16
 BLAS, ROWS, DOTS = 0, 1, 2  # the forward's per-step product forms, see the module docstring
 BLAS_T = 3  # the backward's per-step product as BLAS on a transposed copy, see the module docstring
 GRAD_TRANSPOSED_MACS = 1 << 19  # weights (G*H*H) from which BLAS_T pays, with B == 1 ...
