@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit, jit_inline
 from .activations import sigmoid, tanh
 from .matmul import (backward_products, column_sums, grad_operands, project, product_form, recurrent_grad,
                      step_product, step_weights)
@@ -73,7 +73,7 @@ def gru_forward_kernel(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n
     gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, 0, x.shape[1])
 
 
-@jit
+@jit_inline
 def _gates_backward_row(gates, recurrent_n, h_prev, dy, dh, carry, dgates_ih, dgates_hh):
     """gates (3H,) activated [r z n]; recurrent_n, h_prev, dy (H,); dh + carry (H,) is the gradient
     from the step after; writes dgates_ih, dgates_hh (3H,) (input- and recurrent-side pre-activation
