@@ -73,6 +73,11 @@ def gru_forward_kernel(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n
     gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, 0, x.shape[1])
 
 
+# Inlined into the step loop: as a called function it cost about 350 ns a row whatever H
+# (11.8 ns per hidden unit at H=32, 1.8 at H=256, in a standalone loop), which made the
+# backward at B=32 H=32 twice the forward.  Public backward, T=256, alternating processes:
+# B=32 H=32 4.9-5.9 -> 2.3 ms, B=1 H=32 165-175 -> 82 us.  The forward row stays a call:
+# inlined, the B=32 H=32 forward went from 2.4-2.7 to 4.3 ms.
 @jit_inline
 def _gates_backward_row(gates, recurrent_n, h_prev, dy, dh, carry, dgates_ih, dgates_hh):
     """gates (3H,) activated [r z n]; recurrent_n, h_prev, dy (H,); dh + carry (H,) is the gradient
