@@ -30,9 +30,15 @@ def _gates_forward_row(gates, recurrent, b_ih, b_hh, h_prev, h_next, recurrent_n
     b_ih, b_hh (3H,); h_prev (H,); writes h_next (H,) and recurrent_n (H,) = W_hn h + b_hn."""
     H = h_prev.shape[0]
     one = h_prev.dtype.type(1.0)
+    # r and z as one pass of 2H: at small H a loop of H runs mostly in LLVM's scalar remainder
+    # (the forward row took 242 ns at H=32 with one loop of H, 177 with this pass; public
+    # forward, T=256, alternating processes: B=32 H=32 2.28-2.50 -> 1.95-2.00 ms, B=1 H=32
+    # 123-142 -> 104-114 us, B=32 H=128 T=64 2.27-2.35 -> 2.15-2.21 ms).
+    for k in range(2 * H):
+        gates[k] = sigmoid(gates[k] + b_ih[k] + recurrent[k] + b_hh[k])
     for j in range(H):
-        r = sigmoid(gates[j] + b_ih[j] + recurrent[j] + b_hh[j])
-        z = sigmoid(gates[H + j] + b_ih[H + j] + recurrent[H + j] + b_hh[H + j])
+        r = gates[j]
+        z = gates[H + j]
         hn = recurrent[2 * H + j] + b_hh[2 * H + j]
         n = tanh(gates[2 * H + j] + b_ih[2 * H + j] + r * hn)
         # Not n + z*(h - n) (one multiply fewer, torch's form): with a closed
@@ -40,8 +46,6 @@ def _gates_forward_row(gates, recurrent, b_ih, b_hh, h_prev, h_next, recurrent_n
         # form carries h exactly -- tests/test_stability.py::test_fully_saturated_gru_is_exact.
         h_next[j] = (one - z) * n + z * h_prev[j]
         recurrent_n[j] = hn
-        gates[j] = r
-        gates[H + j] = z
         gates[2 * H + j] = n
 
 
