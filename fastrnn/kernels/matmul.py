@@ -47,20 +47,19 @@ H=128) made the LSTM's T=64 backward slower (312-321 -> 323-330 us), so the
 step rule stayed.
 
 At the other end, with B == 1 and at least ``GRAD_TRANSPOSED_MACS`` weights,
-``dgates @ w_hh`` is BLAS's matrix-vector product either way, but OpenBLAS
-runs it faster, and splits it better across its two threads, as dot products
-along contiguous rows (``dgates @ w_hh_t.T``, the forward's orientation) than
-as sums of scaled rows of ``w_hh``; ``BLAS_T`` is the former, on a
-``transposed`` copy.
-Per step, 2048 x 512 float32, 256 steps, medians of 9: 22.8 us against 33-63
-on two threads, 41.1 against 44.6 on one; 1024 x 256: 8.9 against 10.3; 512 x
-128: 2.17 both ways.  The copy (0.74 ms at 2048 x 512) pays from about 64
-steps (``GRAD_TRANSPOSED_STEPS``).  Public backward, alternating processes
-against the plain BLAS form, OpenBLAS choosing its own kernels, medians of
-15-20 calls: LSTM H=512 T=256 12.1-12.2 -> 10.9-11.1 ms, T=64 5.1-5.8 ->
-4.2-4.5 ms, T=32 3.0-3.2 -> 3.2-3.4 ms (hence the step limit); GRU H=512 T=256
-9.3-9.5 -> 7.8 ms, T=64 3.9-4.3 -> 2.8-2.9 ms; RNN H=512 (2**18 weights) T=64
-1.14-1.29 -> 1.29-1.32 ms (hence ``GRAD_TRANSPOSED_MACS`` = 2**19).
+``dgates @ w_hh`` is BLAS's matrix-vector product either way, but OpenBLAS runs
+it faster, and splits it better across its two threads, as dot products along
+contiguous rows (``dgates @ w_hh_t.T``, the forward's orientation) than as sums
+of scaled rows of ``w_hh``; ``BLAS_T`` is the former, on a ``transposed`` copy.
+Per step, 2048 x 512 float32, 256 steps, medians of 9: 22.8 us against 33-63 on
+two threads, 41.1 against 44.6 on one; 1024 x 256: 8.9 against 10.3; 512 x 128:
+2.17 both ways. The copy (0.74 ms at 2048 x 512) pays from about 64 steps
+(``GRAD_TRANSPOSED_STEPS``). Public backward, alternating processes against the
+plain BLAS form, OpenBLAS choosing its own kernels, medians of 15-20 calls:
+LSTM H=512 T=256 12.1-12.2 -> 10.9-11.1 ms, T=64 5.1-5.8 -> 4.2-4.5 ms, T=32
+3.0-3.2 -> 3.2-3.4 ms (hence the step limit); GRU H=512 T=256 9.3-9.5 -> 7.8
+ms, T=64 3.9-4.3 -> 2.8-2.9 ms; RNN H=512 (2**18 weights) T=64 1.14-1.29 ->
+1.29-1.32 ms (hence ``GRAD_TRANSPOSED_MACS`` = 2**19).
 """
 
 from __future__ import annotations
