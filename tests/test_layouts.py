@@ -151,6 +151,32 @@ def test_one_block_carves_disjoint_arrays_a_cache_line_apart(dtype):
             assert not np.shares_memory(array, other)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("large", [False, True], ids=["separate", "one-block"])
+def test_one_block_copies_the_originals(dtype, large):
+    """With ``originals``, the first arrays are private copies converted to ``dtype``: C-ordered,
+    native byte order, equal in value -- both below ``SEPARATE_BELOW_BYTES`` (separate arrays)
+    and above it (views of one block)."""
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(3)
+    n = v.SEPARATE_BELOW_BYTES // dtype.itemsize if large else 6
+    swapped = rng.standard_normal((n, 2)).astype(dtype.newbyteorder(">" if dtype.isnative else "<"))
+    fortran = np.asfortranarray(rng.standard_normal((3, 5)).astype(dtype))
+    plain = rng.standard_normal(4).astype(dtype)
+    originals = (swapped, fortran, plain)
+    keep = [original.copy() for original in originals]
+    arrays = v.one_block(dtype, [a.shape for a in originals] + [(2, 3)], originals)
+    assert [a.shape for a in arrays] == [(n, 2), (3, 5), (4,), (2, 3)]
+    for array, original in zip(arrays, originals):
+        assert array.dtype == dtype and array.flags.c_contiguous and array.flags.writeable
+        np.testing.assert_array_equal(array, original)
+        assert not np.shares_memory(array, original)
+    for array, original in zip(arrays, keep):
+        array[...] = 0
+    for original, before in zip(originals, keep):
+        np.testing.assert_array_equal(original, before)
+
+
 def test_forward_cache_arrays_share_no_memory(cell):
     """The cache's private copies and buffers come from one block: none may overlap another,
     and nothing returned outside the cache may point into it."""

@@ -233,6 +233,8 @@ def use_batch_lanes(B: int, H: int, G: int, T: int, D: int) -> bool:
 def plan(B: int, H: int, G: int, dtype: np.dtype, lengths: np.ndarray, T: int, D: int):
     """How a kernel call runs: ``None`` (the one-thread kernel), or ``(cut, by_batch)`` for
     :func:`run` -- batch rows [0, cut) and [cut, B), or hidden units [0, cut) and [cut, H)."""
+    if not enabled():  # read once here: each read of os.environ costs about 0.5 us
+        return None
     if use_batch_lanes(B, H, G, T, D):
         return ((B + 1) // 2, True)
     if use_lanes(B, H, G, dtype, lengths, T):
