@@ -20,9 +20,11 @@ def train(tmp_path, *extra):
     return main(["train", *SMALL, *extra])
 
 
-def test_train_writes_metrics_checkpoint_and_progress(tmp_path, capsys):
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
+def test_train_writes_metrics_checkpoint_and_progress(tmp_path, capsys, cell):
     metrics, checkpoint = tmp_path / "m.json", tmp_path / "c.npz"
-    assert train(tmp_path, "--steps", "40", "--metrics", str(metrics), "--checkpoint", str(checkpoint)) == 0
+    assert train(tmp_path, "--steps", "40", "--metrics", str(metrics), "--checkpoint", str(checkpoint),
+                 "--cell", cell) == 0
     result = json.loads(metrics.read_text())
     assert result["steps"] == 40 and result["chars_per_sec"] > 0
     assert result["final_loss"] < np.log(len(nn.vocab_of(default_text())))  # better than uniform guessing
@@ -31,12 +33,17 @@ def test_train_writes_metrics_checkpoint_and_progress(tmp_path, capsys):
     assert "40/40" in err and "chars/s" in err and "loss" in err
     saved = nn.load_checkpoint(checkpoint)
     assert saved.step == 40 and saved.vocab == nn.vocab_of(default_text()) and saved.config["hidden"] == 16
+    assert saved.config["cell"] == cell
+    capsys.readouterr()
+    assert main(["sample", "--checkpoint", str(checkpoint), "--length", "20", "--prime", "To"]) == 0
+    assert len(capsys.readouterr().out.rstrip("\n")) == 22
 
 
-def test_resume_is_identical_to_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
+def test_resume_is_identical_to_an_uninterrupted_run(tmp_path, cell):
     straight, resumed = tmp_path / "straight.npz", tmp_path / "resumed.npz"
-    assert train(tmp_path, "--steps", "30", "--checkpoint", str(straight), "--cell", "rnn") == 0
-    assert train(tmp_path, "--steps", "15", "--checkpoint", str(resumed), "--cell", "rnn") == 0
+    assert train(tmp_path, "--steps", "30", "--checkpoint", str(straight), "--cell", cell) == 0
+    assert train(tmp_path, "--steps", "15", "--checkpoint", str(resumed), "--cell", cell) == 0
     assert main(["train", "--steps", "30", "--checkpoint", str(resumed), "--resume", "--sample-every", "0"]) == 0
     a, b = nn.load_checkpoint(straight), nn.load_checkpoint(resumed)
     assert a.step == b.step == 30
@@ -58,6 +65,17 @@ def test_resume_rejects_conflicting_options_and_other_text(tmp_path):
         main(["train", "--steps", "4", "--checkpoint", str(checkpoint), "--resume", "--text", str(other)])
     with pytest.raises(SystemExit, match="--resume needs --checkpoint"):
         main(["train", "--resume"])
+
+
+@pytest.mark.parametrize("steps", ["2", "1"])
+def test_resume_at_or_below_the_saved_step_is_an_error(tmp_path, steps):
+    """--steps is the total to reach: a resume that cannot train must say so, not exit as if it had."""
+    checkpoint = tmp_path / "c.npz"
+    assert train(tmp_path, "--steps", "2", "--checkpoint", str(checkpoint)) == 0
+    before = checkpoint.read_bytes()
+    with pytest.raises(SystemExit, match=f"--steps {steps}: the checkpoint is already at step 2.*more than 2"):
+        main(["train", "--steps", steps, "--checkpoint", str(checkpoint), "--resume"])
+    assert checkpoint.read_bytes() == before
 
 
 def test_text_too_short_is_a_clear_error(tmp_path):

@@ -1,4 +1,4 @@
-"""Train a character-level language model (LSTM, or RNN with --cell rnn).
+"""Train a character-level language model (LSTM, or --cell rnn / gru).
 
 The default text is a passage of Hamlet shipped with fastrnn.  A progress bar
 with the loss and chars/s goes to stderr, with a short generated sample now and
@@ -25,7 +25,7 @@ from .options import (fail, non_negative_float, non_negative_int, os_reason, pos
                       read_checkpoint, restore_or_fail)
 from .progress import Progress
 
-HELP = "train a character-level LSTM/RNN language model"
+HELP = "train a character-level LSTM/RNN/GRU language model"
 
 # Options that define the run; on --resume they come from the checkpoint, and
 # an explicitly given value that disagrees is an error rather than silently ignored.
@@ -35,7 +35,7 @@ RECENT = 50  # final_loss averages the losses of this many last steps
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text", help="UTF-8 text file to learn (default: the Hamlet passage shipped with fastrnn)")
-    parser.add_argument("--cell", choices=["lstm", "rnn"], help=f"recurrent cell (default {RUN_DEFAULTS['cell']})")
+    parser.add_argument("--cell", choices=["lstm", "rnn", "gru"], help=f"recurrent cell (default {RUN_DEFAULTS['cell']})")
     for name, kind, text in (("hidden", positive_int, "hidden size H"),
                              ("seq-len", positive_int, "steps of truncated BPTT per update"),
                              ("batch", positive_int, "parallel streams through the text"),
@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         saved = read_checkpoint("train", args.checkpoint)
         config = _resumed_config(saved.config, args, text)
+        if args.steps <= saved.step:  # else the run would do nothing and look as if it had trained
+            fail("train", f"--steps {args.steps}: the checkpoint is already at step {saved.step}, and --steps "
+                          f"counts the total; pass more than {saved.step} to train further")
     else:
         saved = None
         config = {name: _given(args, name, default) for name, default in RUN_DEFAULTS.items()}

@@ -1,4 +1,4 @@
-"""Character-level language model: one-hot characters -> LSTM/RNN -> Linear -> softmax.
+"""Character-level language model: one-hot characters -> LSTM/RNN/GRU -> Linear -> softmax.
 
 Batching follows the classic tutorials, made deterministic: the text is split
 into ``B`` contiguous streams of ``L = (N - 1) // B`` characters, and step
@@ -51,7 +51,7 @@ class CharLM:
     vocab : str
         The distinct characters, in index order (``vocab_of(text)``).
     hidden : int
-    cell : {"lstm", "rnn"}, default "lstm"
+    cell : {"lstm", "rnn", "gru"}, default "lstm"
     dtype : float32 or float64, default float32
     seed : int, optional
     """

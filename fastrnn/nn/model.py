@@ -6,7 +6,7 @@ It follows the layers' calling style, so anything that drives a layer
     out, state = model.forward(x, state)   # x (T, B, D) -> out (T, B, C)
     dx = model.backward(dout)              # adds to every layer's grads
 
-``model.layers`` is the dict ``{"rnn": LSTM or RNN, "head": Linear}`` that
+``model.layers`` is the dict ``{"rnn": LSTM, RNN or GRU, "head": Linear}`` that
 optimizers, clipping and checkpoints take.
 """
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from .linear import Linear
-from .recurrent import LSTM, RNN
+from .recurrent import GRU, LSTM, RNN
 
-CELLS = {"lstm": LSTM, "rnn": RNN}
+CELLS = {"lstm": LSTM, "rnn": RNN, "gru": GRU}
 
 
 class SequenceModel:
@@ -25,7 +25,7 @@ class SequenceModel:
 
     Parameters
     ----------
-    cell : {"lstm", "rnn"}
+    cell : {"lstm", "rnn", "gru"}
     input_size, hidden_size, output_size : int
         D, H and C.
     dtype : float32 or float64, default float32
