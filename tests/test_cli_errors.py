@@ -47,7 +47,7 @@ ARGPARSE_CASES = [
     (["train", "--seed", "-1"], "train", "--seed", "must be an integer >= 0; got '-1'"),
     (["train", "--checkpoint-every", "0"], "train", "--checkpoint-every", "must be a positive integer; got '0'"),
     (["train", "--sample-every", "-1"], "train", "--sample-every", "must be an integer >= 0; got '-1'"),
-    (["train", "--cell", "gru"], "train", "--cell", "invalid choice: 'gru' (choose from 'lstm', 'rnn')"),
+    (["train", "--cell", "lru"], "train", "--cell", "invalid choice: 'lru' (choose from 'lstm', 'rnn', 'gru')"),
     (["sample"], "sample", "", "the following arguments are required: --checkpoint"),
     (["sample", "--checkpoint", "c.npz", "--temperature", "0"], "sample", "--temperature",
      "must be a positive finite number; got '0'"),
