@@ -8,6 +8,7 @@ on-disk cache).
 
 from . import reference
 from ._gradcheck import GradcheckReport, gradcheck
+from ._memory import pooled_bytes, release_memory
 from ._types import (GRUCache, GRUForward, GRUGrads, LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache,
                      RNNForward, RNNGrads)
 from .cells import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
@@ -22,6 +23,8 @@ __all__ = [
     "gru_forward",
     "gru_backward",
     "gradcheck",
+    "release_memory",
+    "pooled_bytes",
     "GradcheckReport",
     "reference",
     "LSTMCache",

@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _memory
+
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -131,7 +133,7 @@ def one_block(dtype: np.dtype, shapes, originals=()) -> list[np.ndarray]:
         # filled by assignment.
         return [private_copy(original, dtype) for original in originals] + [
             np.empty(shape, dtype) for shape in shapes[len(originals):]]
-    block = np.empty(total, dtype)
+    block = _memory.empty((total,), dtype)
     arrays = [block[offset:offset + size].reshape(shape) for shape, (offset, size) in zip(shapes, spans)]
     for array, original in zip(arrays, originals):
         array[...] = original  # also converts byte order and layout

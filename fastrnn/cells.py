@@ -56,7 +56,9 @@ Memory: the cache keeps private copies of ``x``, ``w_ih`` and ``w_hh`` plus,
 per step, ``h`` and ``c`` (LSTM) and the activated gates -- ``6*B*H``
 numbers per step for the LSTM, ``B*H`` for the RNN, ``5*B*H`` for the GRU
 (``h``, ``r``, ``z``, ``n`` and ``g_n``) -- so a forward never depends on a
-caller leaving its arrays alone afterwards.
+caller leaving its arrays alone afterwards.  Large arrays the wrappers allocate
+come from :mod:`fastrnn._memory`'s pool, which hands a block out again only
+once no array refers to it.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ import numpy as np
 
 from . import _validate as v
 from ._blas import call_kernel
+from ._memory import empty
 from ._types import (GRUCache, GRUForward, GRUGrads, LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache,
                      RNNForward, RNNGrads)
 from .kernels.gru import gru_backward_kernel, gru_forward_kernel
@@ -82,7 +85,8 @@ def _initial(buffer: np.ndarray, state) -> None:
 
 def outputs(h: np.ndarray, padded: np.ndarray | None) -> np.ndarray:
     """y (T, B, H) from the states h (T+1, B, H): a copy, zero at padded steps (``padded`` (T, B))."""
-    y = h[1:].copy()
+    y = empty(h[1:].shape, h.dtype)
+    y[...] = h[1:]
     if padded is not None:
         y[padded] = 0
     return y
@@ -133,7 +137,7 @@ def lstm_forward(x, w_ih, w_hh, b, h0=None, c0=None, *, lengths=None, check_fini
     h, c, gates = args.buffers  # (T+1, B, H), (T+1, B, H), (T, B, 4H)
     _initial(h, args.states[0])
     _initial(c, args.states[1])
-    work = np.empty((B, 4 * H), args.dtype)  # (B, 4H)
+    work = empty((B, 4 * H), args.dtype)  # (B, 4H)
     D = args.x.shape[2]
     kernel_args = (args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, c, gates, work)
     how = lanes.plan(B, H, 4, args.dtype, steps, T, D)
@@ -174,12 +178,12 @@ def lstm_backward(dy, cache, dh_n=None, dc_n=None, *, check_finite=False) -> LST
     """
     T, B, D, H, dtype = v.check_cache(cache, LSTMCache, 4, "lstm_forward")
     dy, (dh, dc) = v.prepare_backward(dy, T, B, H, dtype, {"dh_n": dh_n, "dc_n": dc_n}, check_finite)
-    dgates = np.empty((T, B, 4 * H), dtype)  # (T, B, 4H)
-    dx = np.empty((T, B, D), dtype)  # (T, B, D)
-    dw_ih = np.empty((4 * H, D), dtype)  # (4H, D)
-    dw_hh = np.empty((4 * H, H), dtype)  # (4H, H)
-    db = np.empty(4 * H, dtype)  # (4H,)
-    work = np.empty((B, H), dtype)  # (B, H)
+    dgates = empty((T, B, 4 * H), dtype)  # (T, B, 4H)
+    dx = empty((T, B, D), dtype)  # (T, B, D)
+    dw_ih = empty((4 * H, D), dtype)  # (4H, D)
+    dw_hh = empty((4 * H, H), dtype)  # (4H, H)
+    db = empty((4 * H,), dtype)  # (4H,)
+    work = empty((B, H), dtype)  # (B, H)
     kernel_args = (dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, cache.c, cache.gates,
                    dh, dc, dgates, work, dx, dw_ih, dw_hh, db)
     how = lanes.plan(B, H, 4, dtype, cache.lengths, T, D)
@@ -232,7 +236,7 @@ def rnn_forward(x, w_ih, w_hh, b, h0=None, *, lengths=None, check_finite=False) 
     v.zero_padding(args.x, padded)
     h, = args.buffers  # (T+1, B, H)
     _initial(h, args.states[0])
-    work = np.empty((B, H), args.dtype)  # (B, H)
+    work = empty((B, H), args.dtype)  # (B, H)
     D = args.x.shape[2]
     kernel_args = (args.x, args.w_ih, args.w_hh, args.biases[0], steps, h, work)
     how = lanes.plan(B, H, 1, args.dtype, steps, T, D)
@@ -271,12 +275,12 @@ def rnn_backward(dy, cache, dh_n=None, *, check_finite=False) -> RNNGrads:
     """
     T, B, D, H, dtype = v.check_cache(cache, RNNCache, 1, "rnn_forward")
     dy, (dh,) = v.prepare_backward(dy, T, B, H, dtype, {"dh_n": dh_n}, check_finite)
-    da = np.empty((T, B, H), dtype)  # (T, B, H)
-    dx = np.empty((T, B, D), dtype)  # (T, B, D)
-    dw_ih = np.empty((H, D), dtype)  # (H, D)
-    dw_hh = np.empty((H, H), dtype)  # (H, H)
-    db = np.empty(H, dtype)  # (H,)
-    work = np.empty((B, H), dtype)  # (B, H)
+    da = empty((T, B, H), dtype)  # (T, B, H)
+    dx = empty((T, B, D), dtype)  # (T, B, D)
+    dw_ih = empty((H, D), dtype)  # (H, D)
+    dw_hh = empty((H, H), dtype)  # (H, H)
+    db = empty((H,), dtype)  # (H,)
+    work = empty((B, H), dtype)  # (B, H)
     kernel_args = (dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, dh, da, work, dx, dw_ih, dw_hh, db)
     how = lanes.plan(B, H, 1, dtype, cache.lengths, T, D)
     if how:
@@ -328,7 +332,7 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, lengths=None, check_finit
     v.zero_padding(args.x, padded)
     h, gates, recurrent_n = args.buffers  # (T+1, B, H), (T, B, 3H), (T, B, H)
     _initial(h, args.states[0])
-    work = np.empty((B, 3 * H), args.dtype)  # (B, 3H)
+    work = empty((B, 3 * H), args.dtype)  # (B, 3H)
     D = args.x.shape[2]
     call_kernel(T * B * 3 * H * (D + H), T * B * 3 * H * max(D, H), gru_forward_kernel,
                 args.x, args.w_ih, args.w_hh, *args.biases, steps, h, gates, recurrent_n, work)
@@ -366,13 +370,13 @@ def gru_backward(dy, cache, dh_n=None, *, check_finite=False) -> GRUGrads:
     T, B, D, H, dtype = v.check_cache(cache, GRUCache, 3, "gru_forward")
     dy, (dh,) = v.prepare_backward(dy, T, B, H, dtype, {"dh_n": dh_n}, check_finite)
     carry = np.zeros((B, H), dtype)  # (B, H)
-    dgates_ih = np.empty((T, B, 3 * H), dtype)  # (T, B, 3H)
-    dgates_hh = np.empty((T, B, 3 * H), dtype)  # (T, B, 3H)
-    dx = np.empty((T, B, D), dtype)  # (T, B, D)
-    dw_ih = np.empty((3 * H, D), dtype)  # (3H, D)
-    dw_hh = np.empty((3 * H, H), dtype)  # (3H, H)
-    db_ih = np.empty(3 * H, dtype)  # (3H,)
-    db_hh = np.empty(3 * H, dtype)  # (3H,)
+    dgates_ih = empty((T, B, 3 * H), dtype)  # (T, B, 3H)
+    dgates_hh = empty((T, B, 3 * H), dtype)  # (T, B, 3H)
+    dx = empty((T, B, D), dtype)  # (T, B, D)
+    dw_ih = empty((3 * H, D), dtype)  # (3H, D)
+    dw_hh = empty((3 * H, H), dtype)  # (3H, H)
+    db_ih = empty((3 * H,), dtype)  # (3H,)
+    db_hh = empty((3 * H,), dtype)  # (3H,)
     call_kernel(3 * T * B * 3 * H * (D + H), T * B * 3 * H * max(D, H), gru_backward_kernel,
                 dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, cache.gates, cache.recurrent_n,
                 dh, carry, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh)
