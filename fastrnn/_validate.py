@@ -95,7 +95,12 @@ def kernel_readable(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def private_copy(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """A C-contiguous, native-order copy that nobody else holds."""
+    """A C-contiguous, native-order copy that nobody else holds (in pooled memory when large,
+    see :mod:`fastrnn._memory`)."""
+    if array.size * dtype.itemsize >= _memory.POOL_FROM_BYTES:
+        copy = _memory.empty(array.shape, dtype)
+        copy[...] = array  # also converts byte order and layout
+        return copy
     return np.array(array, dtype=dtype, order="C", copy=True)
 
 

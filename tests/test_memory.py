@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastrnn as fr
-from fastrnn import _memory
+from fastrnn import _memory, nn
 
 from conftest import assert_close
 
@@ -140,3 +140,36 @@ def test_a_training_loop_reuses_its_memory(cell):
     for _ in range(3):
         backward(p["dy"], forward(*forward_args(cell, p)).cache)
         assert fr.pooled_bytes() == (free, 0)
+
+
+def test_a_stacked_bidirectional_layer_reuses_its_memory():
+    """The layers' own large arrays (the directions' joined outputs, copies of strided gradients)
+    are pooled too: from the second training step on, the pool neither grows nor churns."""
+    layer = nn.LSTM(24, 40, num_layers=2, bidirectional=True, seed=0)
+    x = np.random.default_rng(4).standard_normal((64, 8, 24)).astype(np.float32)
+
+    def step():
+        y, _ = layer.forward(x)
+        layer.backward(np.ones_like(y))
+        return y
+
+    y = step()
+    assert any(y.base is block for block in _memory._blocks), "the joined output is not pooled"
+    reference = y.copy()  # a plain copy: the pooled y is dropped, as a training loop would
+    del y
+    pooled = fr.pooled_bytes()
+    assert pooled[0] > 0 and pooled[1] == 0
+    for _ in range(3):
+        np.testing.assert_array_equal(step(), reference)
+        assert fr.pooled_bytes() == pooled
+
+
+def test_large_private_copies_are_pooled_and_converted():
+    from fastrnn import _validate as v
+
+    source = np.asfortranarray(np.arange(2 * LARGE[0], dtype=">f8").reshape(2, -1))
+    copy = v.private_copy(source, np.dtype(np.float64))
+    assert any(copy.base is block for block in _memory._blocks)
+    assert copy.flags.c_contiguous and copy.dtype == np.dtype(np.float64) and copy.dtype.isnative
+    np.testing.assert_array_equal(copy, source)
+    assert not np.shares_memory(copy, source)

@@ -33,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _validate as v
+from .._memory import empty
 from .._types import GRUCache, LSTMCache, RNNCache
 from ..registry import CELLS
 from .module import Module, check_bool, check_input, check_size, make_rng
@@ -64,6 +65,16 @@ def _time_reversed(array: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     t = np.arange(T)[:, None]
     source = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # (T, B)
     return array[source, np.arange(B)[None, :]]
+
+
+def _concatenated(outputs: list) -> np.ndarray:
+    """The directions' outputs, each (T, B, H), side by side as (T, B, Z*H), in pooled memory
+    (as the kernels' own outputs are; see :mod:`fastrnn._memory`)."""
+    T, B, H = outputs[0].shape
+    joined = empty((T, B, len(outputs) * H), outputs[0].dtype)
+    for direction, y in enumerate(outputs):
+        joined[:, :, direction * H:(direction + 1) * H] = y
+    return joined
 
 
 class _Recurrent(Module):
@@ -158,7 +169,7 @@ class _Recurrent(Module):
                 for k, final in enumerate(self.cell.final_state(out)):
                     finals[k].append(final)
                 caches.append(out.cache)
-            inputs = outputs[0] if Z == 1 else np.concatenate(outputs, axis=2)  # (T, B, Z*H)
+            inputs = outputs[0] if Z == 1 else _concatenated(outputs)  # (T, B, Z*H)
         finals = tuple(np.stack(f) for f in finals)  # each (L*Z, B, H)
         return (self._caller_layout(inputs), finals) + self._keep(LayerCache(tuple(caches), self._token), return_cache)
 
@@ -197,7 +208,10 @@ class _Recurrent(Module):
                 grads = self.cell.backward(_time_reversed(dy_d, lengths) if direction else dy_d, cache.cells[index],
                                            *dstates_n)
                 dx = _time_reversed(grads[0], lengths) if direction else grads[0]
-                d_inputs = dx if d_inputs is None else d_inputs + dx
+                if d_inputs is None:
+                    d_inputs = dx
+                else:
+                    d_inputs += dx  # in place: d_inputs is the other direction's dx, new to this call
                 param_grads = (grads[1], grads[2], *self._bias_grads(grads[3:3 + n_biases]))
                 for name, grad in zip(param_names(layer, bool(direction)), param_grads):
                     self.grads[name] += grad
