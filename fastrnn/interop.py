@@ -27,6 +27,7 @@ without torch installed.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -78,12 +79,14 @@ def _as_numpy(name: str, value, ndim: int, layout: str) -> np.ndarray:
     return v.private_copy(array, v.native(array.dtype))
 
 
-def check_module(module, *, batch_first: bool = False) -> int:
+def check_module(module, *, batch_first: bool = False, dropout: bool = False) -> int:
     """Check that fastrnn can reproduce ``module`` exactly; return its gate count G.
 
     Raises TypeError for a module that is not ``nn.LSTM``/``nn.RNN``/``nn.GRU`` or whose
     parameters are not all float32 or all float64, and ValueError naming the
-    option for a configuration fastrnn does not support.
+    option for a configuration fastrnn does not support.  ``dropout=True``
+    accepts dropout between layers in training mode (the layers have it; the
+    kernels' weights alone do not).
     """
     torch = _import_torch()
     if not isinstance(module, torch.nn.RNNBase):
@@ -95,10 +98,11 @@ def check_module(module, *, batch_first: bool = False) -> int:
     if getattr(module, "proj_size", 0) > 0:
         raise ValueError(f"proj_size={module.proj_size} is not supported: fastrnn's LSTM has no projection")
     # torch applies dropout only between stacked layers and only in training mode.
-    if module.training and module.dropout > 0 and module.num_layers > 1:
+    if module.training and module.dropout > 0 and module.num_layers > 1 and not dropout:
         raise ValueError(
-            f"dropout={module.dropout} in training mode is not supported: fastrnn applies no dropout "
-            "between layers; call module.eval() first, or build the module with dropout=0"
+            f"dropout={module.dropout} in training mode is not supported here: the kernels apply no "
+            "dropout between layers; call module.eval() first, build the module with dropout=0, or "
+            "use interop.from_torch, whose layer applies it"
         )
     dtypes = sorted({str(param.dtype) for param in module.parameters()})
     if dtypes not in (["torch.float32"], ["torch.float64"]):
@@ -324,9 +328,12 @@ def from_torch(module):
     -------
     fastrnn.nn.LSTM, fastrnn.nn.RNN or fastrnn.nn.GRU
         Same ``input_size``, ``hidden_size``, ``num_layers``,
-        ``bidirectional`` and ``batch_first``; dtype float32 or float64
-        following the module; parameters copied under the same names (both
-        biases kept; zeros when the module has ``bias=False``).
+        ``bidirectional``, ``batch_first`` and ``dropout``, in the module's
+        mode (``training``); dtype float32 or float64 following the module;
+        parameters copied under the same names (both biases kept; zeros when
+        the module has ``bias=False``).  In training mode with dropout the
+        layer draws its own masks, so it agrees with the module only in
+        distribution; otherwise it computes what the module computes.
 
     Raises
     ------
@@ -334,17 +341,20 @@ def from_torch(module):
         A module other than nn.LSTM/nn.RNN/nn.GRU, or parameters that are not
         float32/float64.
     ValueError
-        An unsupported option: ``proj_size``, ``nonlinearity='relu'``,
-        ``dropout`` between layers in training mode.
+        An unsupported option: ``proj_size``, ``nonlinearity='relu'``.
     """
     from . import nn
 
-    check_module(module, batch_first=module.batch_first)  # the layer takes batch_first as it is
+    check_module(module, batch_first=module.batch_first, dropout=True)  # the layer takes both as they are
     params = {name: _as_numpy(name, value, value.dim(), "a parameter") for name, value in module.named_parameters()}
     dtype = params["weight_hh_l0"].dtype
     layer_type = {"LSTM": nn.LSTM, "RNN_TANH": nn.RNN, "GRU": nn.GRU}[module.mode]
-    layer = layer_type(module.input_size, module.hidden_size, dtype=dtype, num_layers=module.num_layers,
-                       bidirectional=module.bidirectional, batch_first=module.batch_first)
+    with warnings.catch_warnings():  # torch warned already if its dropout has no effect
+        warnings.simplefilter("ignore", UserWarning)
+        layer = layer_type(module.input_size, module.hidden_size, dtype=dtype, num_layers=module.num_layers,
+                           bidirectional=module.bidirectional, batch_first=module.batch_first,
+                           dropout=float(module.dropout))
+    layer.train(module.training)
     if not module.bias:
         params.update({name: np.zeros_like(layer.params[name]) for name in layer.params if name.startswith("bias")})
     layer.load_params(params)
@@ -361,8 +371,9 @@ def to_torch(layer):
     Returns
     -------
     torch.nn.LSTM, torch.nn.RNN or torch.nn.GRU
-        Same configuration, ``bias=True``, dtype float32 or float64 following
-        the layer, on the CPU; parameters copied under the same names.
+        Same configuration (``dropout`` and the training mode included),
+        ``bias=True``, dtype float32 or float64 following the layer, on the
+        CPU; parameters copied under the same names.
 
     Raises
     ------
@@ -378,10 +389,14 @@ def to_torch(layer):
     if type(layer) not in module_types:
         raise TypeError(
             f"layer must be a fastrnn.nn.LSTM, fastrnn.nn.RNN or fastrnn.nn.GRU; got {type(layer).__name__}")
-    module = module_types[type(layer)](
-        layer.input_size, layer.hidden_size, num_layers=layer.num_layers, bidirectional=layer.bidirectional,
-        batch_first=layer.batch_first, dtype={np.float32: torch.float32, np.float64: torch.float64}[layer.dtype.type],
-    )
+    with warnings.catch_warnings():  # the layer warned already if its dropout has no effect
+        warnings.simplefilter("ignore", UserWarning)
+        module = module_types[type(layer)](
+            layer.input_size, layer.hidden_size, num_layers=layer.num_layers, bidirectional=layer.bidirectional,
+            batch_first=layer.batch_first, dropout=layer.dropout,
+            dtype={np.float32: torch.float32, np.float64: torch.float64}[layer.dtype.type],
+        )
+    module.train(layer.training)
     # Tensors of private copies: the module must not share memory with the layer.
     module.load_state_dict({name: torch.from_numpy(value.copy()) for name, value in layer.params.items()})
     return module

@@ -159,13 +159,28 @@ def test_bias_free_module_becomes_zero_biases(mode):
     [
         (lambda: torch.nn.LSTM(3, 4, proj_size=2), ValueError, "proj_size"),
         (lambda: torch.nn.RNN(3, 4, nonlinearity="relu"), ValueError, "nonlinearity='relu'"),
-        (lambda: torch.nn.LSTM(3, 4, num_layers=2, dropout=0.1), ValueError, "dropout"),
         (lambda: torch.nn.LSTM(3, 4).half(), TypeError, r"float16.*module.float\(\)"),
     ],
 )
 def test_from_torch_rejects_what_fastrnn_cannot_reproduce(build, error, match):
     with pytest.raises(error, match=match):
         from_torch(build())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_dropout_and_the_training_mode_carry_over_both_ways(mode):
+    """A module with dropout converts in either mode; in eval mode the layer computes what it does."""
+    module = make_module(mode, 3, 4, np.float64, seed=6, num_layers=2, bidirectional=True, dropout=0.25)
+    layer = from_torch(module)
+    assert layer.dropout == 0.25 and layer.training
+    back = to_torch(layer)
+    assert back.dropout == 0.25 and back.training and back.num_layers == 2 and back.bidirectional
+    module.eval()
+    layer = from_torch(module)
+    assert not layer.training and not to_torch(layer).training
+    p = draw_problem(module, 5, 2, np.float64, seed=6)
+    for ours, theirs, name in zip(layer_run(layer, p), torch_run(module, p), ("y", "finals", "dx", "dstates0")):
+        assert_close(ours, theirs, name=name)
 
 
 def test_to_torch_rejects_other_objects():

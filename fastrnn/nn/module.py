@@ -64,6 +64,19 @@ class Module:
         self.grads: dict[str, np.ndarray] = {}
         self._pending = None
         self._token = object()  # stamped on every cache this layer makes (see _check_owner)
+        self.training = True  # as PyTorch's modules; only dropout reads it
+
+    def train(self, mode: bool = True):
+        """Set training mode (``mode=True``, the default for a new layer) or evaluation mode; returns self.
+
+        As in PyTorch, the mode only matters to dropout (the recurrent layers'
+        ``dropout`` between stacked layers), which is applied in training mode only."""
+        self.training = check_bool("mode", mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode (no dropout), ``train(False)``; returns self."""
+        return self.train(False)
 
     def _add_param(self, name: str, value: np.ndarray) -> None:
         self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
@@ -194,6 +207,15 @@ def check_positive(name: str, value, *, allow_inf: bool = False) -> float:
         raise TypeError(f"{name} must be a number; got {type(value).__name__} {value!r}")
     if not (value > 0 and (allow_inf or math.isfinite(value))):
         raise ValueError(f"{name} must be positive{'' if allow_inf else ' and finite'}; got {value!r}")
+    return float(value)
+
+
+def check_fraction(name: str, value) -> float:
+    """A real number in [0, 1): a dropout probability, a momentum or a decay factor."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number in [0, 1); got {type(value).__name__} {value!r}")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1); got {value!r}")
     return float(value)
 
 

@@ -10,12 +10,10 @@ Nesterov, no amsgrad).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from ..kernels.optim import adagrad_update, adam_update, sgd_update
-from .module import as_modules, check_positive
+from .module import as_modules, check_fraction, check_positive
 
 
 class Optimizer:
@@ -89,7 +87,7 @@ class SGD(Optimizer):
     slots = ("velocity",)
 
     def __init__(self, modules, lr: float, momentum: float = 0.0) -> None:
-        self.momentum = _fraction("momentum", momentum)
+        self.momentum = check_fraction("momentum", momentum)
         super().__init__(modules, lr)
 
     def _update(self, param, grad, velocity) -> None:
@@ -129,7 +127,7 @@ class Adam(Optimizer):
     def __init__(self, modules, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8) -> None:
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2); got {type(betas).__name__} {betas!r}")
-        self.beta1, self.beta2 = _fraction("betas[0]", betas[0]), _fraction("betas[1]", betas[1])
+        self.beta1, self.beta2 = check_fraction("betas[0]", betas[0]), check_fraction("betas[1]", betas[1])
         self.eps = check_positive("eps", eps)
         super().__init__(modules, lr)
 
@@ -162,15 +160,6 @@ def _flat(param, *others) -> tuple:
         if array.dtype != dtype or array.shape != shape or not array.flags.c_contiguous:
             return ()
     return (param.ravel(), *(array.ravel() for array in others))
-
-
-def _fraction(name: str, value) -> float:
-    """A decay factor in [0, 1)."""
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a number in [0, 1); got {type(value).__name__} {value!r}")
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1); got {value!r}")
-    return float(value)
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}

@@ -28,6 +28,7 @@ concurrent use from several threads (the kernels are thread-safe).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -36,7 +37,7 @@ from .. import _validate as v
 from .._memory import empty
 from .._types import GRUCache, LSTMCache, RNNCache
 from ..registry import CELLS
-from .module import Module, check_bool, check_input, check_size, make_rng
+from .module import Module, check_bool, check_fraction, check_input, check_size, make_rng
 
 
 def param_names(layer: int, reverse: bool) -> tuple[str, str, str, str]:
@@ -50,6 +51,7 @@ class LayerCache(NamedTuple):
 
     cells: tuple  # cells[layer * Z + direction]: that kernel call's cache (LSTMCache, RNNCache or GRUCache)
     owner: object  # token of the layer whose forward made it (Module._check_owner)
+    masks: tuple = ()  # masks[k] (T, B, Z*H): the dropout applied to layer k's output; () without dropout
 
 
 def _time_reversed(array: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -85,13 +87,18 @@ class _Recurrent(Module):
     _cache_type: type  # the kernel's cache type, LSTMCache, RNNCache or GRUCache
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, batch_first=False,
-                 dtype=np.float32, seed=None) -> None:
+                 dtype=np.float32, seed=None, *, dropout=0.0) -> None:
         super().__init__(dtype)
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.num_layers = check_size("num_layers", num_layers)
         self.bidirectional = check_bool("bidirectional", bidirectional)
         self.batch_first = check_bool("batch_first", batch_first)
+        self.dropout = check_fraction("dropout", dropout)
+        if self.dropout and self.num_layers == 1:
+            # PyTorch warns alike: dropout acts between layers, so one layer never drops anything.
+            warnings.warn(f"dropout={dropout} has no effect with num_layers=1: dropout is applied to the "
+                          "outputs of every layer but the last", UserWarning, stacklevel=3)
         rng = make_rng(seed)
         H, G = self.hidden_size, self.gates
         bound = 1.0 / math.sqrt(H)  # PyTorch: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))
@@ -101,6 +108,15 @@ class _Recurrent(Module):
                 shapes = ((G * H, D), (G * H, H), (G * H,), (G * H,))
                 for name, shape in zip(param_names(layer, bool(reverse)), shapes):
                     self._add_param(name, rng.uniform(-bound, bound, shape))
+        # Drawn after the parameters, so that a seed gives the same parameters with or without dropout.
+        self._dropout_rng = np.random.default_rng(rng.integers(1 << 63))
+
+    def _dropout_mask(self, shape: tuple) -> np.ndarray:
+        """A fresh dropout mask: 0 with probability ``dropout``, else 1 / (1 - dropout) (PyTorch's scaling)."""
+        keep = self._dropout_rng.random(shape, dtype=self.dtype) >= self.dropout
+        mask = empty(shape, self.dtype)
+        np.multiply(keep, self.dtype.type(1.0 / (1.0 - self.dropout)), out=mask)
+        return mask
 
     @property
     def cell(self):
@@ -153,7 +169,7 @@ class _Recurrent(Module):
         states = self._states(tuple(f"{s}0" for s in self.state_names), states, x.shape[1])
         lengths, _ = v.prepare_lengths(lengths, x.shape[0], x.shape[1])  # (B,)
         Z = self.num_directions
-        caches = []
+        caches, masks = [], []
         finals = [[] for _ in self.state_names]  # finals[k][layer * Z + direction], each (B, H)
         inputs = x  # (T, B, D_k)
         for layer in range(self.num_layers):
@@ -170,8 +186,12 @@ class _Recurrent(Module):
                     finals[k].append(final)
                 caches.append(out.cache)
             inputs = outputs[0] if Z == 1 else _concatenated(outputs)  # (T, B, Z*H)
+            if self.training and self.dropout and layer < self.num_layers - 1:
+                masks.append(self._dropout_mask(inputs.shape))
+                inputs *= masks[-1]  # in place: inputs is this call's own array
         finals = tuple(np.stack(f) for f in finals)  # each (L*Z, B, H)
-        return (self._caller_layout(inputs), finals) + self._keep(LayerCache(tuple(caches), self._token), return_cache)
+        cache = LayerCache(tuple(caches), self._token, tuple(masks))
+        return (self._caller_layout(inputs), finals) + self._keep(cache, return_cache)
 
     def _check_cache(self, cache) -> None:
         count = self.num_layers * self.num_directions
@@ -181,6 +201,13 @@ class _Recurrent(Module):
                 f"cache must be the LayerCache of {count} {self._cache_type.__name__} from "
                 f"{type(self).__name__}.forward(..., return_cache=True); got {type(cache).__name__}")
         self._check_owner(cache)
+        T, B = cache.cells[0].x.shape[:2]
+        shape = (T, B, self.num_directions * self.hidden_size)
+        masks = cache.masks
+        if not (isinstance(masks, tuple) and len(masks) in (0, self.num_layers - 1) and all(
+                type(m) is np.ndarray and m.shape == shape and m.dtype == self.dtype for m in masks)):
+            raise ValueError(f"cache.masks is not as forward left it: expected () or {self.num_layers - 1} "
+                             f"{self.dtype} arrays of shape {shape}; pass the cache unchanged")
 
     def _backward(self, dy, dstates, cache):
         cache = self._pending_or(cache)
@@ -217,6 +244,8 @@ class _Recurrent(Module):
                     self.grads[name] += grad
                 for k, d0 in enumerate(grads[3 + n_biases:]):
                     dstates0[k][index] = d0
+            if cache.masks and layer > 0:
+                d_inputs *= cache.masks[layer - 1]  # in place: d_inputs is this call's own array
             d_outputs = d_inputs
         return self._caller_layout(d_outputs), dstates0
 
@@ -239,7 +268,19 @@ class LSTM(_Recurrent):
         Inputs and outputs are ``(B, T, .)`` instead of ``(T, B, .)``.
     dtype : float32 or float64, default float32
     seed : int, optional
-        Seeds ``np.random.default_rng`` for the U(-1/sqrt(H), 1/sqrt(H)) initialization.
+        Seeds ``np.random.default_rng`` for the U(-1/sqrt(H), 1/sqrt(H))
+        initialization and for the dropout masks.
+    dropout : float in [0, 1), default 0.0 (keyword only)
+        PyTorch's ``dropout``: in training mode (``layer.train()``, the mode of
+        a new layer) each output of every layer but the last is zeroed with
+        this probability, and the others scaled by ``1 / (1 - dropout)``,
+        before the next layer reads it; ``backward`` applies the same masks
+        (they are kept in the cache).  ``layer.eval()`` turns it off.  The masks
+        come from the layer's own generator, so in training mode the results
+        agree with a torch module's only in distribution.  With
+        ``num_layers=1`` it has no effect (a ``UserWarning`` says so, as in PyTorch).
+        The generator's state is not part of a checkpoint
+        (:func:`fastrnn.nn.save_checkpoint` keeps parameters and optimizer state).
 
     Notes
     -----
@@ -247,7 +288,6 @@ class LSTM(_Recurrent):
     ``dx, (dh0, dc0) = layer.backward(dy, (dh_n, dc_n))``; states are
     ``(L*Z, B, H)`` and optional.  ``backward`` adds to ``layer.grads`` and
     consumes the cache of the last ``forward`` (see :mod:`fastrnn.nn.module`).
-    No dropout is applied between layers.
     """
 
     cell_name = "lstm"
