@@ -179,3 +179,38 @@ def test_a_tampered_mask_is_rejected():
     with pytest.raises(ValueError, match="cache.masks is not as forward left it"):
         layer.backward(upstream[0], cache=bad)
     layer.backward(upstream[0], cache=cache)  # the good cache still works
+
+
+def test_a_resumed_run_draws_the_masks_of_the_uninterrupted_one(tmp_path):
+    """The generator's state is saved with the parameters: training 3 + 3 steps through a checkpoint
+    gives bit for bit the parameters of 6 steps in one go."""
+    x = np.random.default_rng(5).standard_normal((6, 4, 3))
+
+    def train(layer, optimizer, steps):
+        for _ in range(steps):
+            optimizer.zero_grad()
+            y, _ = layer.forward(x)
+            layer.backward(y - 1)
+            optimizer.step()
+
+    straight = make_layer("gru", num_layers=2, dropout=0.5, seed=9)
+    optimizer = nn.Adam([straight], lr=0.01)
+    train(straight, optimizer, 6)
+
+    first = make_layer("gru", num_layers=2, dropout=0.5, seed=9)
+    optimizer = nn.Adam([first], lr=0.01)
+    train(first, optimizer, 3)
+    nn.save_checkpoint(tmp_path / "c.npz", {"rnn": first}, optimizer=optimizer, step=3)
+    resumed = make_layer("gru", num_layers=2, dropout=0.5, seed=123)  # another seed: all must come from the file
+    optimizer = nn.Adam([resumed], lr=0.01)
+    nn.restore(nn.load_checkpoint(tmp_path / "c.npz"), {"rnn": resumed}, optimizer)
+    train(resumed, optimizer, 3)
+    for name in straight.params:
+        np.testing.assert_array_equal(resumed.params[name], straight.params[name])
+
+    plain = make_layer("gru", num_layers=2)
+    assert plain.rng_state() is None  # nothing drawn, nothing saved
+    with pytest.raises(ValueError, match="no random generator"):
+        plain.set_rng_state(first.rng_state())
+    with pytest.raises(ValueError, match="not a random state"):
+        first.set_rng_state('{"bit_generator": "MT19937"}')

@@ -5,6 +5,7 @@ configuration as JSON), so loading never unpickles: ``np.load(...,
 allow_pickle=False)``.  Keys::
 
     param/{layer}/{name}   each layer's parameters (PyTorch names)
+    rng/{layer}            the state of a layer's random generator (dropout masks), as JSON
     optim/{key}            Optimizer.state_dict()
     extra/{name}           anything else a run needs to resume (e.g. a carried state)
     step, vocab, config, format
@@ -34,6 +35,7 @@ class Checkpoint(NamedTuple):
     vocab: str | None
     config: dict
     extra: dict  # {name: array}
+    rng: dict = {}  # {layer: JSON state} for layers with a random generator (Module.rng_state)
 
 
 def save_checkpoint(path, layers: Mapping, *, optimizer=None, step: int = 0, vocab: str | None = None,
@@ -68,6 +70,9 @@ def save_checkpoint(path, layers: Mapping, *, optimizer=None, step: int = 0, voc
     for layer_name, layer in layers.items():
         _check_name("layer", layer_name)
         arrays.update({f"param/{layer_name}/{name}": value for name, value in layer.params.items()})
+        state = layer.rng_state()
+        if state is not None:
+            arrays[f"rng/{layer_name}"] = np.array(state)
     if optimizer is not None:
         arrays.update({f"optim/{key}": value for key, value in optimizer.state_dict().items()})
     for name, value in (extra or {}).items():
@@ -118,6 +123,7 @@ def load_checkpoint(path) -> Checkpoint:
             params.setdefault(layer_name, {})[name] = value
     optim = {key[len("optim/"):]: value for key, value in data.items() if key.startswith("optim/")}
     extra = {key[len("extra/"):]: value for key, value in data.items() if key.startswith("extra/")}
+    rng = {key[len("rng/"):]: str(value) for key, value in data.items() if key.startswith("rng/")}
     return Checkpoint(
         params=params,
         optimizer=optim or None,
@@ -125,6 +131,7 @@ def load_checkpoint(path) -> Checkpoint:
         vocab=str(data["vocab"]) if "vocab" in data else None,
         config=config,
         extra=extra,
+        rng=rng,
     )
 
 
@@ -150,17 +157,22 @@ def _read_arrays(path) -> dict:
 
 
 def restore(checkpoint: Checkpoint, layers: Mapping, optimizer=None) -> None:
-    """Copy a checkpoint's parameters (and optimizer state) into existing layers.
+    """Copy a checkpoint's parameters (and optimizer state, and the random state of layers that
+    have one, e.g. for dropout) into existing layers.
 
     Raises
     ------
     KeyError
         The checkpoint's layers or parameter names differ from ``layers``.
+    ValueError
+        A saved random state does not fit its layer.
     """
     if set(checkpoint.params) != set(layers):
         raise KeyError(f"checkpoint has layers {sorted(checkpoint.params)}; expected {sorted(layers)}")
     for layer_name, layer in layers.items():
         layer.load_params(checkpoint.params[layer_name])
+        if layer_name in checkpoint.rng:
+            layer.set_rng_state(checkpoint.rng[layer_name])
     if optimizer is not None:
         if checkpoint.optimizer is None:
             raise KeyError("checkpoint holds no optimizer state")

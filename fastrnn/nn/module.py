@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
+import json
 import math
 import numbers
 
@@ -103,6 +104,35 @@ class Module:
             value = np.asarray(value)
             v.check_shape(f"params[{name!r}]", value, self.params[name].shape, "the layer's parameter shape")
             self.params[name][...] = value
+
+    # -- random state (layers that draw random numbers, e.g. dropout masks) --------
+    def _generator(self) -> np.random.Generator | None:
+        """The generator the layer draws from while running, if any (none here)."""
+        return None
+
+    def rng_state(self) -> str | None:
+        """The state of the layer's random generator as a JSON string, or None if it has none
+        (saved by :func:`fastrnn.nn.save_checkpoint`, so that a resumed run draws what the
+        uninterrupted one would)."""
+        rng = self._generator()
+        return None if rng is None else json.dumps(rng.bit_generator.state)
+
+    def set_rng_state(self, state: str) -> None:
+        """Restore a state from :meth:`rng_state`.
+
+        Raises
+        ------
+        ValueError
+            The layer has no generator, or ``state`` is not one of its states.
+        """
+        rng = self._generator()
+        if rng is None:
+            raise ValueError(f"{type(self).__name__} has no random generator to restore (a layer without dropout?)")
+        try:
+            rng.bit_generator.state = json.loads(state)
+        except (TypeError, ValueError, KeyError) as error:
+            raise ValueError(f"not a random state of this layer's {type(rng.bit_generator).__name__} "
+                             f"generator: {error}") from None
 
     # -- the pending cache (see the module docstring) -------------------------
     def _keep(self, cache, return_cache: bool):

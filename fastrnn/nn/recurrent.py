@@ -111,6 +111,9 @@ class _Recurrent(Module):
         # Drawn after the parameters, so that a seed gives the same parameters with or without dropout.
         self._dropout_rng = np.random.default_rng(rng.integers(1 << 63))
 
+    def _generator(self):
+        return self._dropout_rng if self.dropout else None  # without dropout nothing is drawn
+
     def _dropout_mask(self, shape: tuple) -> np.ndarray:
         """A fresh dropout mask: 0 with probability ``dropout``, else 1 / (1 - dropout) (PyTorch's scaling)."""
         keep = self._dropout_rng.random(shape, dtype=self.dtype) >= self.dropout
@@ -279,8 +282,8 @@ class LSTM(_Recurrent):
         come from the layer's own generator, so in training mode the results
         agree with a torch module's only in distribution.  With
         ``num_layers=1`` it has no effect (a ``UserWarning`` says so, as in PyTorch).
-        The generator's state is not part of a checkpoint
-        (:func:`fastrnn.nn.save_checkpoint` keeps parameters and optimizer state).
+        :func:`fastrnn.nn.save_checkpoint` saves the generator's state with the
+        parameters, so a resumed run draws the masks an uninterrupted one would.
 
     Notes
     -----
