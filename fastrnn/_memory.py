@@ -35,6 +35,7 @@ still in use.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 
@@ -46,6 +47,16 @@ _FREE_REFS = 2  # sys.getrefcount of a block held only by the pool's list (the l
 
 _lock = threading.Lock()
 _blocks: list[np.ndarray] = []  # uint8 blocks, least recently used first
+
+
+def _after_fork_in_child() -> None:
+    """A fork while another thread held the lock would leave the child's copy locked forever.
+    The blocks stay valid in the child: their memory and reference counts are copied with it."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def empty(shape: tuple, dtype: np.dtype) -> np.ndarray:

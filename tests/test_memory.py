@@ -173,3 +173,30 @@ def test_large_private_copies_are_pooled_and_converted():
     assert copy.flags.c_contiguous and copy.dtype == np.dtype(np.float64) and copy.dtype.isnative
     np.testing.assert_array_equal(copy, source)
     assert not np.shares_memory(copy, source)
+
+
+def test_a_forked_child_can_allocate_even_if_the_lock_was_held():
+    import os
+    import signal
+    import time
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    keep = _memory.empty(LARGE, F32)
+    with _memory._lock:  # as if another thread were inside empty() at the fork
+        pid = os.fork()
+        if pid == 0:  # the child: allocate, check, leave without running pytest's teardown
+            ok = False
+            try:
+                fresh = _memory.empty(LARGE, F32)
+                ok = not np.shares_memory(fresh, keep)
+            finally:
+                os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 20
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if done[0] == 0:  # still blocked on the lock it inherited
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung in _memory.empty")
+    assert os.WIFEXITED(done[1]) and os.WEXITSTATUS(done[1]) == 0
