@@ -175,28 +175,39 @@ def test_large_private_copies_are_pooled_and_converted():
     assert not np.shares_memory(copy, source)
 
 
+FORK_SCRIPT = """
+import os, sys, numpy as np
+from fastrnn import _memory
+F32 = np.dtype(np.float32)
+LARGE = (_memory.POOL_FROM_BYTES // 4 + 100,)
+keep = _memory.empty(LARGE, F32)
+with _memory._lock:  # as if another thread were inside empty() at the fork
+    pid = os.fork()
+    if pid == 0:  # the child: allocate and check
+        ok = False
+        try:
+            ok = not np.shares_memory(_memory.empty(LARGE, F32), keep)
+        finally:
+            os._exit(0 if ok else 1)
+import signal, time
+deadline = time.monotonic() + 20
+while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+    time.sleep(0.01)
+if done[0] == 0:  # the child hangs on the lock it inherited
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    sys.exit("the forked child hung in _memory.empty (the lock it inherited was held)")
+sys.exit(os.WEXITSTATUS(done[1]) if os.WIFEXITED(done[1]) else 2)
+"""
+
+
 def test_a_forked_child_can_allocate_even_if_the_lock_was_held():
+    """Run in a fresh interpreter: this test process has other libraries' threads (JAX warns on fork)."""
     import os
-    import signal
-    import time
+    import subprocess
+    import sys
 
     if not hasattr(os, "fork"):
         pytest.skip("no fork on this platform")
-    keep = _memory.empty(LARGE, F32)
-    with _memory._lock:  # as if another thread were inside empty() at the fork
-        pid = os.fork()
-        if pid == 0:  # the child: allocate, check, leave without running pytest's teardown
-            ok = False
-            try:
-                fresh = _memory.empty(LARGE, F32)
-                ok = not np.shares_memory(fresh, keep)
-            finally:
-                os._exit(0 if ok else 1)
-    deadline = time.monotonic() + 20
-    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if done[0] == 0:  # still blocked on the lock it inherited
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child hung in _memory.empty")
-    assert os.WIFEXITED(done[1]) and os.WEXITSTATUS(done[1]) == 0
+    done = subprocess.run([sys.executable, "-c", FORK_SCRIPT], timeout=120, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
