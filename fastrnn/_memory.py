@@ -14,8 +14,9 @@ bench's inputs, medians over 0.5 s, faults from ``resource.getrusage``):
 * LSTM T=256 B=32 H=512: 347-349 ms with 1645 faults, against 337-338 ms.
 
 (``MALLOC_TOP_PAD_`` set for the process, which stops the trimming, gave the
-same times as the pool.)  Whether a size faults depends on the process's allocation history, so the
-same call could be fast in one program and twice as slow in another.
+same times as the pool.)  Whether a size faults depends on the process's
+allocation history, so the same call could be fast in one program and twice as
+slow in another.
 
 So arrays of at least ``POOL_FROM_BYTES`` are views of blocks that this module
 keeps and hands out again once nothing refers to them any more: a block is
@@ -41,7 +42,7 @@ import threading
 
 import numpy as np
 
-POOL_FROM_BYTES = 1 << 17  # as _validate.SEPARATE_BELOW_BYTES: below, malloc's free lists serve
+POOL_FROM_BYTES = 1 << 17  # below, malloc's free lists serve (and _validate.one_block allocates separately)
 POOL_BLOCKS = 16  # a forward and a backward of every cell allocate at most 8 pooled arrays
 _FREE_REFS = 2  # sys.getrefcount of a block held only by the pool's list (the list + the argument)
 
@@ -72,9 +73,9 @@ def empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
 def _claim(nbytes: int) -> np.ndarray:
     """A free block of ``nbytes`` to ``2 * nbytes`` bytes (the smallest), else a new one."""
     best = -1
-    for index in range(len(_blocks)):  # by index: a loop variable would count as a reference
+    for index in range(len(_blocks)):
         size = _blocks[index].nbytes
-        if nbytes <= size <= 2 * nbytes and sys.getrefcount(_blocks[index]) == _FREE_REFS:
+        if nbytes <= size <= 2 * nbytes and _is_free(index):
             if best < 0 or size < _blocks[best].nbytes:
                 best = index
     if best >= 0:
@@ -90,16 +91,25 @@ def _claim(nbytes: int) -> np.ndarray:
 def _drop_one() -> None:
     """Let go of the least recently used free block, or else the least recently used one."""
     for index in range(len(_blocks)):
-        if sys.getrefcount(_blocks[index]) == _FREE_REFS:
+        if _is_free(index):
             del _blocks[index]
             return
     del _blocks[0]
 
 
+def _is_free(index: int) -> bool:
+    """No array refers to ``_blocks[index]`` (by index: a variable holding the block would count)."""
+    return sys.getrefcount(_blocks[index]) == _FREE_REFS
+
+
+def _free_bytes() -> int:
+    return sum(_blocks[index].nbytes for index in range(len(_blocks)) if _is_free(index))
+
+
 def pooled_bytes() -> tuple[int, int]:
     """(bytes in free blocks, bytes in blocks still in use) that the pool holds."""
     with _lock:
-        free = sum(_blocks[i].nbytes for i in range(len(_blocks)) if sys.getrefcount(_blocks[i]) == _FREE_REFS)
+        free = _free_bytes()
         return free, sum(block.nbytes for block in _blocks) - free
 
 
@@ -107,6 +117,6 @@ def release_memory() -> int:
     """Give the pool's free blocks back to malloc; returns their bytes.  Blocks still in use
     are forgotten too (they go back to malloc when their last array does)."""
     with _lock:
-        free = sum(_blocks[i].nbytes for i in range(len(_blocks)) if sys.getrefcount(_blocks[i]) == _FREE_REFS)
+        free = _free_bytes()
         _blocks.clear()
         return free

@@ -106,8 +106,9 @@ def private_copy(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 BLOCK_ALIGN = 64  # bytes: a cache line, and the widest (AVX-512) vector
 # Smaller sets of arrays come from glibc's heap free lists, which it does not trim; there the
-# views of one block cost more (about 2 us for a small LSTM forward) than they save.
-SEPARATE_BELOW_BYTES = 1 << 17
+# views of one block cost more (about 2 us for a small LSTM forward) than they save.  The
+# memory pool draws the same line.
+SEPARATE_BELOW_BYTES = _memory.POOL_FROM_BYTES
 
 
 def one_block(dtype: np.dtype, shapes, originals=()) -> list[np.ndarray]:

@@ -21,6 +21,7 @@ import json
 import os
 import tempfile
 import zipfile
+from types import MappingProxyType
 from typing import Mapping, NamedTuple
 
 import numpy as np
@@ -35,7 +36,7 @@ class Checkpoint(NamedTuple):
     vocab: str | None
     config: dict
     extra: dict  # {name: array}
-    rng: dict = {}  # {layer: JSON state} for layers with a random generator (Module.rng_state)
+    rng: Mapping = MappingProxyType({})  # {layer: JSON state} for layers with a random generator
 
 
 def save_checkpoint(path, layers: Mapping, *, optimizer=None, step: int = 0, vocab: str | None = None,
