@@ -22,7 +22,17 @@ So arrays of at least ``POOL_FROM_BYTES`` are views of blocks that this module
 keeps and hands out again once nothing refers to them any more: a block is
 free when its reference count shows no view left (``sys.getrefcount``; every
 NumPy view of a view refers to the block itself).  A block is reused for
-requests of between half its size and its size.  At most ``POOL_BLOCKS``
+requests of between half its size and its size.
+
+Every pooled array starts on a ``ALIGN_BYTES`` (64-byte) boundary: a cache line,
+and the width of an AVX-512 vector.  ``np.empty`` starts large arrays 16 bytes
+past a page boundary, so that every 64-byte load of the kernels' vector loops
+straddled two cache lines.  Aligned, the per-step matrix-vector products run
+faster (fwd+bwd at T=256, B=1, float32, the aligned and the unaligned pool
+alternated in one process, medians of 12 rounds of 15 calls): LSTM H=128 1.59 -> 1.45
+ms, RNN H=128 0.43 -> 0.39 ms, RNN H=512 6.29 -> 5.79 ms, GRU H=128 1.20 ->
+1.09 ms, GRU H=512 14.1 -> 13.7 ms.  Batches (B=32) and T=32 moved by less
+than the noise (ratios 0.97-1.03).  At most ``POOL_BLOCKS``
 blocks are kept; beyond that the least recently used is let go -- a free one
 returns to malloc, a busy one when its last view goes.  Smaller arrays come
 from malloc's free lists, which are not trimmed, and gain nothing here.
@@ -44,10 +54,12 @@ import numpy as np
 
 POOL_FROM_BYTES = 1 << 17  # below, malloc's free lists serve (and _validate.one_block allocates separately)
 POOL_BLOCKS = 16  # a forward and a backward of every cell allocate at most 8 pooled arrays
-_FREE_REFS = 2  # sys.getrefcount of a block held only by the pool's list (the list + the argument)
+ALIGN_BYTES = 64  # pooled arrays start on a cache line, the width of an AVX-512 vector
+_FREE_REFS = 2  # sys.getrefcount of a block held only by the pool (its entry + the argument)
 
 _lock = threading.Lock()
-_blocks: list[np.ndarray] = []  # uint8 blocks, least recently used first
+# (uint8 block, offset of its first aligned byte, usable bytes from there), least recently used first
+_blocks: list[tuple[np.ndarray, int, int]] = []
 
 
 def _after_fork_in_child() -> None:
@@ -67,25 +79,27 @@ def empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
     if nbytes < POOL_FROM_BYTES:
         return np.empty(shape, dtype)
     with _lock:  # the view is made before the lock is let go, so no other thread can claim the block
-        return _claim(nbytes)[:nbytes].view(dtype).reshape(shape)
+        block, start, _ = _claim(nbytes)
+        return block[start:start + nbytes].view(dtype).reshape(shape)
 
 
-def _claim(nbytes: int) -> np.ndarray:
-    """A free block of ``nbytes`` to ``2 * nbytes`` bytes (the smallest), else a new one."""
+def _claim(nbytes: int) -> tuple[np.ndarray, int, int]:
+    """A free block of ``nbytes`` to ``2 * nbytes`` usable bytes (the smallest), else a new one."""
     best = -1
     for index in range(len(_blocks)):
-        size = _blocks[index].nbytes
-        if nbytes <= size <= 2 * nbytes and _is_free(index):
-            if best < 0 or size < _blocks[best].nbytes:
+        room = _blocks[index][2]
+        if nbytes <= room <= 2 * nbytes and _is_free(index):
+            if best < 0 or room < _blocks[best][2]:
                 best = index
     if best >= 0:
-        block = _blocks.pop(best)
+        entry = _blocks.pop(best)
     else:
-        block = np.empty(nbytes, np.uint8)
+        block = np.empty(nbytes + ALIGN_BYTES - 1, np.uint8)  # room to start on an aligned byte
+        entry = (block, -block.__array_interface__["data"][0] % ALIGN_BYTES, nbytes)
         if len(_blocks) >= POOL_BLOCKS:
             _drop_one()
-    _blocks.append(block)  # most recently used last
-    return block
+    _blocks.append(entry)  # most recently used last
+    return entry
 
 
 def _drop_one() -> None:
@@ -99,18 +113,19 @@ def _drop_one() -> None:
 
 def _is_free(index: int) -> bool:
     """No array refers to ``_blocks[index]`` (by index: a variable holding the block would count)."""
-    return sys.getrefcount(_blocks[index]) == _FREE_REFS
+    return sys.getrefcount(_blocks[index][0]) == _FREE_REFS
 
 
 def _free_bytes() -> int:
-    return sum(_blocks[index].nbytes for index in range(len(_blocks)) if _is_free(index))
+    return sum(_blocks[index][2] for index in range(len(_blocks)) if _is_free(index))
 
 
 def pooled_bytes() -> tuple[int, int]:
-    """(bytes in free blocks, bytes in blocks still in use) that the pool holds."""
+    """(bytes in free blocks, bytes in blocks still in use) that the pool holds: the bytes they
+    can hand out, not counting the up to ``ALIGN_BYTES - 1`` bytes each has for alignment."""
     with _lock:
         free = _free_bytes()
-        return free, sum(block.nbytes for block in _blocks) - free
+        return free, sum(room for _, _, room in _blocks) - free
 
 
 def release_memory() -> int:

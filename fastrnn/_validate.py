@@ -104,7 +104,7 @@ def private_copy(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.array(array, dtype=dtype, order="C", copy=True)
 
 
-BLOCK_ALIGN = 64  # bytes: a cache line, and the widest (AVX-512) vector
+BLOCK_ALIGN = _memory.ALIGN_BYTES  # bytes: a cache line, and the widest (AVX-512) vector
 # Smaller sets of arrays come from glibc's heap free lists, which it does not trim; there the
 # views of one block cost more (about 2 us for a small LSTM forward) than they save.  The
 # memory pool draws the same line.
@@ -124,7 +124,8 @@ def one_block(dtype: np.dtype, shapes, originals=()) -> list[np.ndarray]:
     from ``getrusage``; with ``MALLOC_TRIM_THRESHOLD_`` set instead, 1.03 ms
     with 16).  As one block, the block itself sets glibc's threshold, so its
     memory stays in the heap between calls.  Each array starts a multiple of
-    ``BLOCK_ALIGN`` bytes after the block's start, so no two share a cache line.
+    ``BLOCK_ALIGN`` bytes after the block's start, which the pool aligns, so every
+    array starts on a cache line of its own.
     """
     # Plain Python integers and no ``ctypes``: NumPy's prod/cumsum on these few small tuples and
     # ``block.ctypes.data`` cost ~25 us a call, as much as a small forward's kernel.

@@ -27,6 +27,24 @@ def address(array: np.ndarray) -> int:
     return array.__array_interface__["data"][0]
 
 
+def pooled_view(array: np.ndarray) -> bool:
+    return any(array.base is block for block, _, _ in _memory._blocks)
+
+
+def test_pooled_arrays_start_on_a_cache_line():
+    """np.empty starts large arrays 16 bytes past a page; the pool's start on 64-byte lines, for
+    every size and dtype and when a block is handed out again."""
+    arrays = [_memory.empty((n,), dtype) for n in (LARGE[0], LARGE[0] + 1, 3 * LARGE[0] + 5)
+              for dtype in (F32, np.dtype(np.float64))]
+    assert all(pooled_view(array) for array in arrays)
+    assert {address(array) % _memory.ALIGN_BYTES for array in arrays} == {0}
+    assert _memory.ALIGN_BYTES == 64
+    start = address(arrays[0])
+    del arrays
+    again = _memory.empty(LARGE, F32)
+    assert address(again) == start and address(again) % 64 == 0
+
+
 def test_small_arrays_are_plain():
     array = _memory.empty((3, 4), F32)
     assert array.base is None and array.shape == (3, 4) and array.dtype == F32
@@ -154,7 +172,7 @@ def test_a_stacked_bidirectional_layer_reuses_its_memory():
         return y
 
     y = step()
-    assert any(y.base is block for block in _memory._blocks), "the joined output is not pooled"
+    assert pooled_view(y), "the joined output is not pooled"
     reference = y.copy()  # a plain copy: the pooled y is dropped, as a training loop would
     del y
     pooled = fr.pooled_bytes()
@@ -169,7 +187,7 @@ def test_large_private_copies_are_pooled_and_converted():
 
     source = np.asfortranarray(np.arange(2 * LARGE[0], dtype=">f8").reshape(2, -1))
     copy = v.private_copy(source, np.dtype(np.float64))
-    assert any(copy.base is block for block in _memory._blocks)
+    assert pooled_view(copy)
     assert copy.flags.c_contiguous and copy.dtype == np.dtype(np.float64) and copy.dtype.isnative
     np.testing.assert_array_equal(copy, source)
     assert not np.shares_memory(copy, source)
