@@ -171,19 +171,32 @@ def test_transposed_copy(shape, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_every_forward_product_form_matches_reference(cell, dtype):
     """B == 1 with a small step uses a loop form (ROWS, then DOTS as it grows), anything larger
-    BLAS: every form must match the reference."""
-    from fastrnn.kernels.matmul import BLAS, DOTS, ROWS, product_form
+    BLAS; a batch uses BLAS on a transposed copy (BLAS_T) while its step is small and T pays for
+    the copy, plain BLAS otherwise: every form must match the reference, also with a padded tail."""
+    from fastrnn.kernels.matmul import BLAS, BLAS_T, DOTS, ROWS, product_form
 
     G = cell.gates
-    form = product_form.py_func
-    sizes = {f: next(H for H in range(2, 2000) if form(1, G * H, H) == f) for f in (ROWS, DOTS, BLAS)}
+    itemsize = np.dtype(dtype).itemsize
+    T = 5
+
+    def form(B, H):
+        return product_form.py_func(B, G * H, H, T, itemsize)
+
+    sizes = {f: next(H for H in range(2, 2000) if form(1, H) == f) for f in (ROWS, DOTS, BLAS)}
+    short = next(H for H in range(1, 2000) if form(2, H) == BLAS)  # T no longer pays for the copy
+    wide = next(H for H in range(1, 2000) if form(64, H) == BLAS)  # the step is too large
     cases = [(1, sizes[ROWS], ROWS), (1, sizes[DOTS], DOTS), (1, sizes[DOTS] + 3, DOTS), (1, sizes[BLAS], BLAS),
-             (2, sizes[ROWS], BLAS)]
+             (2, 1, BLAS_T), (2, short - 1, BLAS_T), (2, short, BLAS), (64, wide - 1, BLAS_T), (64, wide, BLAS)]
     for B, H, expected in cases:
-        assert form(B, G * H, H) == expected
-        p = make_problem(cell, 5, B, 3, H, dtype, seed=H, scale=1 / np.sqrt(H))
-        y, states, grads = run_cell(cell, "fast", p)
-        y_ref, states_ref, grads_ref = run_cell(cell, "reference", p)
-        assert_close(y, y_ref, name=f"y (B={B}, H={H})")
-        for a, e in zip(grads, grads_ref):
-            assert_close(a, e, name=f"grad (B={B}, H={H})")
+        assert form(B, H) == expected, (B, H)
+        p = make_problem(cell, T, B, 3, H, dtype, seed=H, scale=1 / np.sqrt(H))
+        for lengths in (None, np.arange(B) % T + 1):
+            forward, backward = cell.impl("fast")
+            ref_forward, ref_backward = cell.impl("reference")
+            out = forward(*forward_args(cell, p), lengths=lengths)
+            ref = ref_forward(*forward_args(cell, p), lengths=lengths)
+            assert_close(out[0], ref[0], name=f"y (B={B}, H={H}, lengths={lengths})")
+            grads = backward(p["dy"], out.cache, *p["dstates_n"])
+            grads_ref = ref_backward(p["dy"], ref.cache, *p["dstates_n"])
+            for name, a, e in zip(cell.grad_names, grads, grads_ref):
+                assert_close(a, e, name=f"{name} (B={B}, H={H}, lengths={lengths})")

@@ -56,7 +56,7 @@ def gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0
     Steps t >= lengths[b] carry sequence b's state; their gates and recurrent_n are zero."""
     T = gates.shape[0]
     H = w_hh.shape[1]
-    form = product_form(b1 - b0, 3 * H, H)
+    form = product_form(b1 - b0, 3 * H, H, T, w_hh.itemsize)
     w_hh_t = step_weights(w_hh, form)
     for t in range(T):
         step_product(h[t, b0:b1], w_hh, w_hh_t, form, work[b0:b1])  # (b,H) @ (H,3H) -> (b,3H)

@@ -92,7 +92,7 @@ def lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1):
     with [0] set; work (B,4H) scratch.  Steps t >= lengths[b] carry sequence b's state."""
     T = gates.shape[0]
     H = w_hh.shape[1]
-    form = product_form(b1 - b0, 4 * H, H)
+    form = product_form(b1 - b0, 4 * H, H, T, w_hh.itemsize)
     if form == ROWS:
         _forward_steps_smallest(w_hh, b, lengths[b0], h, c, gates, work[b0], b0)
         return

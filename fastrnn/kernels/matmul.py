@@ -60,6 +60,23 @@ LSTM H=512 T=256 12.1-12.2 -> 10.9-11.1 ms, T=64 5.1-5.8 -> 4.2-4.5 ms, T=32
 3.0-3.2 -> 3.2-3.4 ms (hence the step limit); GRU H=512 T=256 9.3-9.5 -> 7.8
 ms, T=64 3.9-4.3 -> 2.8-2.9 ms; RNN H=512 (2**18 weights) T=64 1.14-1.29 ->
 1.29-1.32 ms (hence ``GRAD_TRANSPOSED_MACS`` = 2**19).
+
+A batch's forward (B > 1) also takes ``BLAS_T`` while its step is small:
+``h_t @ w_hh_t`` on the (H, G*H) ``transposed`` copy instead of ``h_t @
+w_hh.T``.  OpenBLAS ran the transposed-operand form of small products at
+half the speed or less.  Time of ``h_t @ w_hh.T`` over the copy's, 32 steps
+with the copy included, float32, medians of 15: B=32 H=32 G=4 2.05, G=1 1.81;
+B=32 H=64 G=4 (2**19 multiply-adds) 1.84; B=16 H=128 G=3 2.49; B=8 H=128 G=4
+3.46; B=2 H=64 G=4 1.09.  From about 2**20 multiply-adds per step on, the
+plain form was as fast or up to 15% faster (B=32 H=128 G=4 0.98, B=4 H=256
+G=4 0.85), and in float64 from 2**19 (B=32 H=64 G=4 0.83), hence the limit
+in bytes, ``FORWARD_TRANSPOSED_BELOW_BYTES``.  With few steps the copy does
+not pay (T=4: B=2 H=64 G=4 0.52, B=32 H=64 G=4 1.48), hence
+``FORWARD_TRANSPOSED_ROWS``: T*B*64 >= G*H*H.  Public forward, alternating
+processes against the plain form, float32, T=256 B=32: LSTM H=32 1.85 ->
+1.52 ms, RNN H=32 0.50 -> 0.44 ms, RNN H=128 5.1 -> 3.4-3.7 ms; T=32 B=32
+H=32: LSTM 257 -> 221 us, RNN 80 -> 72 us.  The backward's per-step
+``dgates_t @ w_hh`` takes no transposed operand and stays plain BLAS.
 """
 
 from __future__ import annotations
@@ -72,23 +89,30 @@ SMALL_STEP_MACS = 1 << 18
 DOTS_FROM_MACS = 1 << 12
 GRAD_LOOP_MACS = 1 << 16
 BLAS, ROWS, DOTS = 0, 1, 2  # the forward's per-step product forms, see the module docstring
-BLAS_T = 3  # the backward's per-step product as BLAS on a transposed copy, see the module docstring
+BLAS_T = 3  # the per-step product as BLAS on a transposed copy, see the module docstring
+FORWARD_TRANSPOSED_BELOW_BYTES = 1 << 22  # B*G*H*H*itemsize below which a batch's forward takes BLAS_T ...
+FORWARD_TRANSPOSED_ROWS = 64  # ... when T*B*this >= G*H*H (the copy pays)
 GRAD_TRANSPOSED_MACS = 1 << 19  # weights (G*H*H) from which BLAS_T pays, with B == 1 ...
 GRAD_TRANSPOSED_STEPS = 64  # ... and at least this many steps
 
 
 @jit
-def product_form(B, rows, inner):
-    """How the forward computes its per-step (B x inner) @ (inner x rows) product."""
-    if B != 1 or rows * inner > SMALL_STEP_MACS:
+def product_form(B, rows, inner, T, itemsize):
+    """How the forward computes its per-step (B x inner) @ (inner x rows) product over T steps
+    (module docstring)."""
+    if B != 1:
+        small = B * rows * inner * itemsize < FORWARD_TRANSPOSED_BELOW_BYTES
+        return BLAS_T if small and T * B * FORWARD_TRANSPOSED_ROWS >= rows * inner else BLAS
+    if rows * inner > SMALL_STEP_MACS:
         return BLAS
     return DOTS if rows * inner >= DOTS_FROM_MACS else ROWS
 
 
 @jit
 def step_weights(w_hh, form):
-    """What ``step_product`` reads for ``form``: the (H, G*H) transposed copy for ROWS, else nothing."""
-    return transposed(w_hh) if form == ROWS else w_hh[:0]
+    """What ``step_product`` reads for ``form``: the (H, G*H) transposed copy for ROWS and BLAS_T,
+    else nothing."""
+    return transposed(w_hh) if form == ROWS or form == BLAS_T else w_hh[:0]
 
 
 @jit
@@ -141,6 +165,8 @@ def step_product(h_t, w_hh, w_hh_t, form, out):
         row_times_matrix(h_t[0], w_hh_t, out[0])
     elif form == DOTS:
         matrix_times_row(w_hh, h_t[0], out[0])
+    elif form == BLAS_T:
+        np.dot(h_t, w_hh_t, out)
     else:
         np.dot(h_t, w_hh.T, out)
 

@@ -34,7 +34,7 @@ def rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1):
     on entry, the states on exit; work (B,H) scratch.  Steps t >= lengths[b] carry the state."""
     T = h.shape[0] - 1
     H = w_hh.shape[1]
-    form = product_form(b1 - b0, H, H)
+    form = product_form(b1 - b0, H, H, T, w_hh.itemsize)
     w_hh_t = step_weights(w_hh, form)
     for t in range(T):
         step_product(h[t, b0:b1], w_hh, w_hh_t, form, work[b0:b1])  # (b,H) @ (H,H) -> (b,H)
