@@ -29,13 +29,15 @@ and the width of an AVX-512 vector.  ``np.empty`` starts large arrays 16 bytes
 past a page boundary, so that every 64-byte load of the kernels' vector loops
 straddled two cache lines.  Aligned, the per-step matrix-vector products run
 faster (fwd+bwd at T=256, B=1, float32, the aligned and the unaligned pool
-alternated in one process, medians of 12 rounds of 15 calls): LSTM H=128 1.59 -> 1.45
-ms, RNN H=128 0.43 -> 0.39 ms, RNN H=512 6.29 -> 5.79 ms, GRU H=128 1.20 ->
-1.09 ms, GRU H=512 14.1 -> 13.7 ms.  Batches (B=32) and T=32 moved by less
-than the noise (ratios 0.97-1.03).  At most ``POOL_BLOCKS``
-blocks are kept; beyond that the least recently used is let go -- a free one
-returns to malloc, a busy one when its last view goes.  Smaller arrays come
-from malloc's free lists, which are not trimmed, and gain nothing here.
+alternated in one process, medians of 12 rounds of 15 calls): LSTM H=128
+1.59 -> 1.45 ms, RNN H=128 0.43 -> 0.39 ms, RNN H=512 6.29 -> 5.79 ms, GRU
+H=128 1.20 -> 1.09 ms, GRU H=512 14.1 -> 13.7 ms.  Batches (B=32) and T=32
+moved by less than the noise (ratios 0.97-1.03).
+
+At most ``POOL_BLOCKS`` blocks are kept; beyond that the least recently used
+is let go -- a free one returns to malloc, a busy one when its last view goes.
+Smaller arrays come from malloc's free lists, which are not trimmed, and gain
+nothing here.
 
 Memory: after a loop, the pool holds about one call's working set until
 :func:`release_memory`.  A caller's arrays are never pooled; only arrays the

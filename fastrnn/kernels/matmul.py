@@ -63,8 +63,8 @@ ms, T=64 3.9-4.3 -> 2.8-2.9 ms; RNN H=512 (2**18 weights) T=64 1.14-1.29 ->
 
 A batch's forward (B > 1) also takes ``BLAS_T`` while its step is small:
 ``h_t @ w_hh_t`` on the (H, G*H) ``transposed`` copy instead of ``h_t @
-w_hh.T``.  OpenBLAS ran the transposed-operand form of small products at
-half the speed or less.  Time of ``h_t @ w_hh.T`` over the copy's, 32 steps
+w_hh.T``.  OpenBLAS ran the transposed-operand form of small products
+slower, mostly at about half the speed.  Time of ``h_t @ w_hh.T`` over the copy's, 32 steps
 with the copy included, float32, medians of 15: B=32 H=32 G=4 2.05, G=1 1.81;
 B=32 H=64 G=4 (2**19 multiply-adds) 1.84; B=16 H=128 G=3 2.49; B=8 H=128 G=4
 3.46; B=2 H=64 G=4 1.09.  From about 2**20 multiply-adds per step on, the
