@@ -23,7 +23,8 @@ seen in another; OpenBLAS's maintainers call the function not yet complete,
 OpenMathLib/OpenBLAS#5808).  So entering and leaving is reference-counted
 under a lock: the first small call in flight saves the count and sets 1, the
 last one restores it, and overlapping calls from several Python threads can
-never leave the program's BLAS stuck at one thread.  While a small call runs,
+never leave the program's BLAS stuck at one thread (nor can a fork: the child
+starts with no section open and the count given back).  While a small call runs,
 SciPy BLAS calls elsewhere in the process also run on one thread -- a
 performance effect only.  Where the symbol is missing the kernels run with
 OpenBLAS's own choice.
@@ -92,6 +93,23 @@ def _leave(setter) -> None:
         _in_flight -= 1
         if _in_flight == 0:
             setter(_saved_threads)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has only the thread that forked.  A section another thread had open
+    will never be left in the child, which would keep the child's BLAS on one thread for
+    good, and a lock held at the fork would stay held, hanging the child's first small call.
+    So the child starts afresh, with OpenBLAS's count given back if a section was open."""
+    global _lock, _in_flight
+    _lock = threading.Lock()
+    if _in_flight:
+        _in_flight = 0
+        setter = _set_local()
+        if setter is not None:
+            setter(_saved_threads)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextlib.contextmanager

@@ -116,3 +116,32 @@ def flat_outputs(result) -> list:
 @pytest.fixture(params=sorted(CELLS), ids=lambda name: name)
 def cell(request):
     return CELLS[request.param]
+
+
+_FORK_WAIT = """
+import signal, time
+deadline = time.monotonic() + 20
+while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+    time.sleep(0.01)
+if done[0] == 0:  # the child hangs on a lock it inherited
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    sys.exit(HUNG)
+sys.exit(os.WEXITSTATUS(done[1]) if os.WIFEXITED(done[1]) else 2)
+"""
+
+
+def run_forking_script(script: str, hung: str) -> None:
+    """Run ``script`` in a fresh interpreter (this test process has other libraries' threads, and
+    JAX warns on fork).  The script imports os and sys, forks, leaves the child's verdict in its
+    exit status and the child's pid in ``pid``; a child still running after 20 s is killed and
+    reported as ``hung``."""
+    import os
+    import subprocess
+    import sys
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    source = script + f"HUNG = {hung!r}\n" + _FORK_WAIT
+    done = subprocess.run([sys.executable, "-c", source], timeout=120, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -12,6 +12,8 @@ import pytest
 import fastrnn as fr
 from fastrnn import _blas
 
+from conftest import run_forking_script
+
 setter = _blas._set_local()
 pytestmark = pytest.mark.skipif(setter is None, reason="SciPy's OpenBLAS has no openblas_set_num_threads_local")
 
@@ -118,3 +120,38 @@ def test_pinned_coretype_is_reported(core):
 def test_no_note_without_a_pinned_coretype(monkeypatch):
     monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
     assert _blas.coretype_note() is None
+
+
+FORK_SCRIPT = """
+import os, sys
+from fastrnn import _blas
+setter = _blas._set_local()
+
+
+def current():
+    previous = setter(1)
+    setter(previous)
+    return previous
+
+
+saved = setter(2)
+with _blas._lock:  # as if another thread were inside a small call's section at the fork
+    _blas._in_flight, _blas._saved_threads = 1, setter(1)
+    pid = os.fork()
+    if pid == 0:  # the child: a small call runs, and BLAS is back on two threads after it
+        ok = False
+        try:
+            seen = []
+            _blas.call_kernel(1000, 1 << 20, lambda: seen.append(current()))
+            ok = seen == [1] and current() == 2
+        finally:
+            os._exit(0 if ok else 1)
+    _blas._in_flight = 0
+setter(saved)
+"""
+
+
+def test_a_forked_child_gets_its_blas_threads_back():
+    """A fork while another thread is inside a small call: the child neither hangs on the
+    section's lock nor keeps one BLAS thread."""
+    run_forking_script(FORK_SCRIPT, "the forked child hung in a small call (the lock it inherited was held)")

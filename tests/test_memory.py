@@ -10,7 +10,7 @@ import pytest
 import fastrnn as fr
 from fastrnn import _memory, nn
 
-from conftest import assert_close
+from conftest import assert_close, run_forking_script
 
 F32 = np.dtype(np.float32)
 LARGE = (_memory.POOL_FROM_BYTES // 4 + 100,)  # float32 elements: just above the pooling size
@@ -207,25 +207,8 @@ with _memory._lock:  # as if another thread were inside empty() at the fork
             ok = not np.shares_memory(_memory.empty(LARGE, F32), keep)
         finally:
             os._exit(0 if ok else 1)
-import signal, time
-deadline = time.monotonic() + 20
-while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-    time.sleep(0.01)
-if done[0] == 0:  # the child hangs on the lock it inherited
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    sys.exit("the forked child hung in _memory.empty (the lock it inherited was held)")
-sys.exit(os.WEXITSTATUS(done[1]) if os.WIFEXITED(done[1]) else 2)
 """
 
 
 def test_a_forked_child_can_allocate_even_if_the_lock_was_held():
-    """Run in a fresh interpreter: this test process has other libraries' threads (JAX warns on fork)."""
-    import os
-    import subprocess
-    import sys
-
-    if not hasattr(os, "fork"):
-        pytest.skip("no fork on this platform")
-    done = subprocess.run([sys.executable, "-c", FORK_SCRIPT], timeout=120, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    run_forking_script(FORK_SCRIPT, "the forked child hung in _memory.empty (the lock it inherited was held)")
