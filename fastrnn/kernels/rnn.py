@@ -28,6 +28,9 @@ def _tanh_row(row, recurrent, b):
         row[j] = tanh(row[j] + recurrent[j] + b[j])
 
 
+_tanh_row_inline = jit_inline(_tanh_row.py_func)  # for a batch's steps, see rnn_forward_steps
+
+
 @jit
 def rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1):
     """The recurrence for batch rows b0:b1: h (T+1,B,H) has h[0] set and x@w_ih.T parked in h[1:]
@@ -36,8 +39,17 @@ def rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1):
     H = w_hh.shape[1]
     form = product_form(b1 - b0, H, H, T, w_hh.itemsize)
     w_hh_t = step_weights(w_hh, form)
+    # As in the LSTM's forward, a batch's steps where every row is active take the inlined row.
+    # The step loops alone, both forms alternated in one process (float32, medians of 20
+    # rounds): T=256 B=32 H=32 351 -> 199 us, B=8 H=64 166 -> 137 us, T=32 B=32 H=128 1.03x.
+    # (The GRU's gate row, inlined the same way, lost its vector loop: 0.65-0.68x.)
+    shortest = lengths[b0:b1].min() if b1 - b0 > 1 else 0
     for t in range(T):
         step_product(h[t, b0:b1], w_hh, w_hh_t, form, work[b0:b1])  # (b,H) @ (H,H) -> (b,H)
+        if t < shortest:
+            for bi in range(b0, b1):
+                _tanh_row_inline(h[t + 1, bi], work[bi], b)
+            continue
         for bi in range(b0, b1):
             if t < lengths[bi]:
                 _tanh_row(h[t + 1, bi], work[bi], b)
