@@ -101,7 +101,7 @@ def lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1):
     # was about a third of a B=32 H=32 step.  The forward's step loops alone, both forms
     # alternated in one process (float32, medians of 20 rounds): T=256 B=32 H=32 1283 -> 864
     # us, B=8 H=64 665 -> 572 us, B=2 H=32 97 -> 72 us, B=32 H=128 1.05x, H=512 1.01x.  Inlined
-    # next to the padding branch, the gain fell to 1.03-1.08x; B == 1 keeps the call (see
+    # next to the padding branch, the gain fell to 1.01-1.08x; B == 1 keeps the call (see
     # _forward_steps_smallest).
     shortest = lengths[b0:b1].min() if b1 - b0 > 1 else 0
     for t in range(T):

@@ -68,8 +68,8 @@ slower, mostly at about half the speed.  Time of ``h_t @ w_hh.T`` over the copy'
 with the copy included, float32, medians of 15: B=32 H=32 G=4 2.05, G=1 1.81;
 B=32 H=64 G=4 (2**19 multiply-adds) 1.84; B=16 H=128 G=3 2.49; B=8 H=128 G=4
 3.46; B=2 H=64 G=4 1.09.  From about 2**20 multiply-adds per step on, the
-plain form was as fast or up to 15% faster (B=32 H=128 G=4 0.98, B=4 H=256
-G=4 0.85), and in float64 from 2**19 (B=32 H=64 G=4 0.83), hence the limit
+plain form was as fast or faster, down to 0.83 of the copy's time (B=32 H=128
+G=4 0.98, B=4 H=256 G=4 0.85, B=8 H=256 G=4 0.83), and in float64 from 2**19 (B=32 H=64 G=4 0.83), hence the limit
 in bytes, ``FORWARD_TRANSPOSED_BELOW_BYTES``.  With few steps the copy does
 not pay (T=4: B=2 H=64 G=4 0.52, B=32 H=64 G=4 1.48), hence
 ``FORWARD_TRANSPOSED_ROWS``: T*B*64 >= G*H*H.  Public forward, alternating
