@@ -126,23 +126,42 @@ def test_empty_sequences_and_batches(cell, impl, T, B):
             np.testing.assert_array_equal(d0, dn)
 
 
+def weights_left_sizes(G, itemsize):
+    """For B in 2, 32 and 33: the smallest H whose per-step product is no longer small (the size
+    from which a float32 batch of up to 32 rows takes BLAS_W)."""
+    from fastrnn.kernels.matmul import FORWARD_TRANSPOSED_BELOW_BYTES
+
+    return {B: next(H for H in range(1, 2000) if B * G * H * H * itemsize >= FORWARD_TRANSPOSED_BELOW_BYTES)
+            for B in (2, 32, 33)}
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_every_backward_product_form_matches_reference(cell, dtype):
     """The backward's per-step product: a loop form (DOTS) for B == 1 at small sizes once T pays
     for the transposed copy, BLAS on a transposed copy (BLAS_T) for B == 1 at large sizes once T
-    pays for it, BLAS otherwise -- all must match the reference, also with a padded tail (where
+    pays for it, the weights on the left (BLAS_W) for float32 batches of up to 32 rows with a
+    large step, BLAS otherwise -- all must match the reference, also with a padded tail (where
     the loop form's product must not reach dh)."""
-    from fastrnn.kernels.matmul import (BLAS, BLAS_T, DOTS, GRAD_LOOP_MACS, GRAD_TRANSPOSED_MACS,
-                                        GRAD_TRANSPOSED_STEPS, grad_form)
+    from fastrnn.kernels.matmul import (BLAS, BLAS_T, BLAS_W, DOTS, GRAD_LOOP_MACS, GRAD_TRANSPOSED_MACS,
+                                        GRAD_TRANSPOSED_STEPS, WEIGHTS_LEFT_STEPS, grad_form)
 
     G = cell.gates
-    form = grad_form.py_func
+    itemsize = np.dtype(dtype).itemsize
+
+    def form(B, rows, inner, T):
+        return grad_form.py_func(B, rows, inner, T, itemsize)
+
+    left = weights_left_sizes(G, itemsize)
+    by_weights_left = BLAS_W if itemsize == 4 else BLAS  # float64 keeps BLAS
     largest = max(H for H in range(2, 400) if G * H * H <= GRAD_LOOP_MACS)
     short = next(T for T in range(1, 1000) if form(1, G * largest, largest, T) == DOTS) - 1
     wide = next(H for H in range(2, 1000) if G * H * H >= GRAD_TRANSPOSED_MACS)
     cases = [(1, 3, 4, DOTS), (1, largest, short + 1, DOTS), (1, largest, short, BLAS),
              (1, largest + 1, 400, BLAS), (2, 3, 4, BLAS), (1, wide, GRAD_TRANSPOSED_STEPS, BLAS_T),
-             (1, wide, GRAD_TRANSPOSED_STEPS - 1, BLAS), (2, wide, GRAD_TRANSPOSED_STEPS, BLAS)]
+             (1, wide, GRAD_TRANSPOSED_STEPS - 1, BLAS),
+             (2, wide, GRAD_TRANSPOSED_STEPS, by_weights_left if wide >= left[2] else BLAS),
+             (2, left[2], WEIGHTS_LEFT_STEPS, by_weights_left), (2, left[2], WEIGHTS_LEFT_STEPS - 1, BLAS),
+             (32, left[32], WEIGHTS_LEFT_STEPS, by_weights_left), (32, left[32] - 1, 8, BLAS), (33, left[33], 8, BLAS)]
     for B, H, T, expected in cases:
         assert form(B, G * H, H, T) == expected
         p = make_problem(cell, T, B, 3, H, dtype, seed=H, scale=1 / np.sqrt(H))
@@ -168,12 +187,28 @@ def test_transposed_copy(shape, dtype):
     np.testing.assert_array_equal(t, m.T)
 
 
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (1, 1), (7, 3), (8, 32), (17, 9), (2048, 32)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_transpose_into(shape, dtype):
+    """BLAS_W's move of its (N, B) product into the (B, N) rows: eight rows at a time plus a
+    tail, into an existing array (here a row slice, as the kernels pass it) without touching
+    anything else."""
+    from fastrnn.kernels.matmul import transpose_into
+
+    m = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    out = np.full((shape[1] + 2, shape[0]), 7.0, dtype)
+    transpose_into(m, out[1:-1])
+    np.testing.assert_array_equal(out[1:-1], m.T)
+    assert (out[0] == 7).all() and (out[-1] == 7).all()
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_every_forward_product_form_matches_reference(cell, dtype):
     """B == 1 with a small step uses a loop form (ROWS, then DOTS as it grows), anything larger
     BLAS; a batch uses BLAS on a transposed copy (BLAS_T) while its step is small and T pays for
-    the copy, plain BLAS otherwise: every form must match the reference, also with a padded tail."""
-    from fastrnn.kernels.matmul import BLAS, BLAS_T, DOTS, ROWS, product_form
+    the copy, the weights on the left (BLAS_W) past that size for float32 batches of up to 32
+    rows, plain BLAS otherwise: every form must match the reference, also with a padded tail."""
+    from fastrnn.kernels.matmul import BLAS, BLAS_T, BLAS_W, DOTS, ROWS, product_form
 
     G = cell.gates
     itemsize = np.dtype(dtype).itemsize
@@ -187,6 +222,9 @@ def test_every_forward_product_form_matches_reference(cell, dtype):
     wide = next(H for H in range(1, 2000) if form(64, H) == BLAS)  # the step is too large
     cases = [(1, sizes[ROWS], ROWS), (1, sizes[DOTS], DOTS), (1, sizes[DOTS] + 3, DOTS), (1, sizes[BLAS], BLAS),
              (2, 1, BLAS_T), (2, short - 1, BLAS_T), (2, short, BLAS), (64, wide - 1, BLAS_T), (64, wide, BLAS)]
+    left = weights_left_sizes(G, itemsize)
+    by_weights_left = BLAS_W if itemsize == 4 else BLAS  # float64 keeps BLAS
+    cases += [(2, left[2], by_weights_left), (32, left[32], by_weights_left), (33, left[33], BLAS)]
     for B, H, expected in cases:
         assert form(B, H) == expected, (B, H)
         p = make_problem(cell, T, B, 3, H, dtype, seed=H, scale=1 / np.sqrt(H))

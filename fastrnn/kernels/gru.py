@@ -21,7 +21,7 @@ import numpy as np
 from .._jit import jit, jit_inline
 from .activations import sigmoid, tanh
 from .matmul import (backward_products, column_sums, grad_operands, project, product_form, recurrent_grad,
-                     step_product, step_weights)
+                     step_operands, step_product)
 
 
 @jit
@@ -57,9 +57,9 @@ def gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0
     T = gates.shape[0]
     H = w_hh.shape[1]
     form = product_form(b1 - b0, 3 * H, H, T, w_hh.itemsize)
-    w_hh_t = step_weights(w_hh, form)
+    w_hh_t, landing = step_operands(w_hh, form, b1 - b0)
     for t in range(T):
-        step_product(h[t, b0:b1], w_hh, w_hh_t, form, work[b0:b1])  # (b,H) @ (H,3H) -> (b,3H)
+        step_product(h[t, b0:b1], w_hh, w_hh_t, landing, form, work[b0:b1])  # (b,H) @ (H,3H) -> (b,3H)
         for bi in range(b0, b1):
             if t < lengths[bi]:
                 _gates_forward_row(gates[t, bi], work[bi], b_ih, b_hh, h[t, bi], h[t + 1, bi], recurrent_n[t, bi])
@@ -118,7 +118,7 @@ def gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgat
     # writes dh and the direct part waits in carry, which the next row (or the
     # end) adds, so no extra pass over (B, H) is made per step.  A padded step
     # moves all of dh into carry before the GEMM (of its zero row) clears dh.
-    form, w_hh_t = grad_operands(w_hh, b1 - b0, T)
+    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T)
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
             if t < lengths[bi]:
@@ -129,7 +129,7 @@ def gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgat
                 dgates_ih[t, bi, :] = 0
                 dgates_hh[t, bi, :] = 0
         # (b,3H) @ (3H,H) -> (b,H), every row (see above), so no scratch is needed
-        recurrent_grad(dgates_hh[t], w_hh, w_hh_t, form, lengths, t, True, dh, dh, b0, b1)
+        recurrent_grad(dgates_hh[t], w_hh, w_hh_t, landing, form, lengths, t, True, dh, dh, b0, b1)
     for bi in range(b0, b1):
         _add_row(dh[bi], carry[bi])
 

@@ -18,7 +18,7 @@ from .._jit import jit, jit_inline, jit_lanes
 from .activations import activate, tanh
 from .lanes import PAIRED, SOLO, batch_rows, meet, pair_up, products_half, project_half
 from .matmul import (ROWS, backward_products, grad_operands, matrix_times_row, project, recurrent_grad,
-                     product_form, row_times_matrix_inline, step_product, step_weights)
+                     product_form, row_times_matrix_inline, step_operands, step_product)
 
 
 @jit
@@ -75,7 +75,7 @@ def _forward_steps_smallest(w_hh, b, length, h, c, gates, work, bi):
     a 215 ns step at H=10; inlined into the general loop, though, the same helpers made the
     B=1 H=32 forward 4-7% slower (both measured in alternating processes), so only this
     form gets the inlined copies."""
-    w_hh_t = step_weights(w_hh, ROWS)
+    w_hh_t, _ = step_operands(w_hh, ROWS, 1)
     for t in range(gates.shape[0]):
         if t < length:
             row_times_matrix_inline(h[t, bi], w_hh_t, work)  # (H,) @ (H,4H) -> (4H,)
@@ -96,7 +96,7 @@ def lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1):
     if form == ROWS:
         _forward_steps_smallest(w_hh, b, lengths[b0], h, c, gates, work[b0], b0)
         return
-    w_hh_t = step_weights(w_hh, form)
+    w_hh_t, landing = step_operands(w_hh, form, b1 - b0)
     # A batch's steps where every row is active take the inlined gate row: the call per row
     # was about a third of a B=32 H=32 step.  The forward's step loops alone, both forms
     # alternated in one process (float32, medians of 20 rounds): T=256 B=32 H=32 1283 -> 864
@@ -105,7 +105,7 @@ def lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1):
     # _forward_steps_smallest).
     shortest = lengths[b0:b1].min() if b1 - b0 > 1 else 0
     for t in range(T):
-        step_product(h[t, b0:b1], w_hh, w_hh_t, form, work[b0:b1])  # (b,H) @ (H,4H) -> (b,4H)
+        step_product(h[t, b0:b1], w_hh, w_hh_t, landing, form, work[b0:b1])  # (b,H) @ (H,4H) -> (b,4H)
         if t < shortest:
             for bi in range(b0, b1):
                 _gates_forward_row_inline(gates[t, bi], work[bi], b, c[t, bi], c[t + 1, bi], h[t + 1, bi])
@@ -165,7 +165,7 @@ def lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b
     work (B,H) scratch.  Padded steps pass dh, dc through and ignore dy."""
     T = gates.shape[0]
     shortest = lengths[b0:b1].min() if b1 > b0 else T
-    form, w_hh_t = grad_operands(w_hh, b1 - b0, T)
+    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T)
     after, before = dc, np.empty_like(dc)  # the cell gradients of steps t+1 and t, swapped each step
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
@@ -175,7 +175,7 @@ def lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b
             else:
                 dgates[t, bi, :] = 0
                 before[bi, :] = after[bi]
-        recurrent_grad(dgates[t], w_hh, w_hh_t, form, lengths, t, t < shortest, dh, work, b0, b1)
+        recurrent_grad(dgates[t], w_hh, w_hh_t, landing, form, lengths, t, t < shortest, dh, work, b0, b1)
         after, before = before, after
     if T % 2:  # dc0 ended in the spare array
         dc[b0:b1] = after[b0:b1]

@@ -78,8 +78,31 @@ processes against the plain form, float32, T=256 B=32: LSTM H=32 1.85 ->
 H=32: LSTM 257 -> 221 us, RNN 80 -> 72 us.  The forward's step loops alone,
 both forms alternated in one process (B=32, medians of 20 rounds), ran 1.24x
 (LSTM H=32, T=32 and 256), 1.14-1.24x (GRU H=32) and 1.41x (GRU H=64, T=32)
-faster on the copy.  The backward's per-step
-``dgates_t @ w_hh`` takes no transposed operand and stays plain BLAS.
+faster on the copy.
+
+Past that size (B*G*H*H*itemsize of at least ``FORWARD_TRANSPOSED_BELOW_BYTES``), a float32
+batch of 2 to 32 rows puts the weights on the left: ``BLAS_W`` computes ``w_hh @ h_t.T``
+into a (G*H, B) landing array and moves it into the (B, G*H) rows (``transpose_into``), and
+the backward computes ``w_hh_t @ dgates_t.T`` (H, B) on the transposed copy the same way.
+OpenBLAS ran these small-N products much faster than the same products with the batch
+on the left: the forward's step (product only) at B=32 G=4 ran at 164-168 GMAC/s against
+95-106 for ``h_t @ w_hh.T`` (H=128 to 512), the backward's at B=32 H=512 at 159 against 96.
+Time of the previous form over BLAS_W with the transposition included, 32 steps, medians
+of 9, forward / backward: G=4 H=128 B=16 1.93 / 1.69, B=32 1.31 / 1.22, B=64 1.02 / 0.90,
+B=128 0.90 / 1.00; G=4 H=512 B=2 1.66 / 1.86, B=32 1.23 / 1.48, B=64 0.92 / 1.14, B=128 0.86 /
+1.05; G=1 H=512 B=16 2.11 / 2.06; G=3 H=256 B=16 2.05 / 2.10.  Below the size limit the
+batch's own forms won (G=4 H=128 B=8: 0.67 of BLAS_T's speed), hence the rows limit
+``WEIGHTS_LEFT_UP_TO_ROWS`` and the shared size limit.  In float64 the same grid was mixed
+where BLAS_W would apply (forward 0.74-1.43, backward 0.69-1.69, one run), so float64 keeps
+BLAS.  The
+backward's copy (0.4-0.7 ms at 2048 x 512) pays from about 16 steps
+(``WEIGHTS_LEFT_STEPS``): public backward, alternating processes, medians of 30, LSTM B=2
+H=512 T=8 2.13-2.17 -> 2.42-2.44 ms but T=16 3.89-3.93 -> 3.41-3.57 ms; LSTM B=32 H=128 T=16
+1.33-1.38 -> 1.27-1.29 ms.  Public forward / backward at T=256 (alternating processes,
+medians of 8-15): LSTM B=32 H=128 11.4-13.7 / 18.6-22.3 -> 10.2-10.3 / 18.0-18.4 ms; LSTM
+B=16 H=128 7.5-7.6 / 10.5-10.8 -> 5.4 / 8.7 ms; LSTM B=2 H=512 48.5-49.9 / 54.0-54.2 -> 30.3
+/ 35.4-35.5 ms; RNN B=32 H=512 37.5 / 59.6-60.0 -> 28.3-28.9 / 51.2-51.6 ms; GRU B=32 H=128
+11.1-11.2 / 19.4-19.5 -> 9.4-9.5 / 18.7-18.8 ms.
 """
 
 from __future__ import annotations
@@ -97,6 +120,9 @@ FORWARD_TRANSPOSED_BELOW_BYTES = 1 << 22  # B*G*H*H*itemsize below which a batch
 FORWARD_TRANSPOSED_ROWS = 64  # ... when T*B*this >= G*H*H (the copy pays)
 GRAD_TRANSPOSED_MACS = 1 << 19  # weights (G*H*H) from which BLAS_T pays, with B == 1 ...
 GRAD_TRANSPOSED_STEPS = 64  # ... and at least this many steps
+BLAS_W = 4  # a batch's per-step product with the weights on the left, see the module docstring
+WEIGHTS_LEFT_UP_TO_ROWS = 32  # BLAS_W for float32 batches of 2 to this many rows whose step is not small
+WEIGHTS_LEFT_STEPS = 16  # ... and, in the backward, at least this many steps (the copy pays)
 
 
 @jit
@@ -105,37 +131,54 @@ def product_form(B, rows, inner, T, itemsize):
     (module docstring)."""
     if B != 1:
         small = B * rows * inner * itemsize < FORWARD_TRANSPOSED_BELOW_BYTES
-        return BLAS_T if small and T * B * FORWARD_TRANSPOSED_ROWS >= rows * inner else BLAS
+        if not small:
+            return BLAS_W if weights_left(B, itemsize) else BLAS
+        return BLAS_T if T * B * FORWARD_TRANSPOSED_ROWS >= rows * inner else BLAS
     if rows * inner > SMALL_STEP_MACS:
         return BLAS
     return DOTS if rows * inner >= DOTS_FROM_MACS else ROWS
 
 
 @jit
-def step_weights(w_hh, form):
-    """What ``step_product`` reads for ``form``: the (H, G*H) transposed copy for ROWS and BLAS_T,
-    else nothing."""
-    return transposed(w_hh) if form == ROWS or form == BLAS_T else w_hh[:0]
+def weights_left(B, itemsize):
+    """Whether a batch of B rows whose per-step product is not small takes BLAS_W (module
+    docstring): float32 only, from 2 to ``WEIGHTS_LEFT_UP_TO_ROWS`` rows."""
+    return itemsize == 4 and 2 <= B <= WEIGHTS_LEFT_UP_TO_ROWS
 
 
 @jit
-def grad_form(B, rows, inner, T):
+def step_operands(w_hh, form, B):
+    """(w_hh_t, landing): what ``step_product`` reads and writes besides w_hh for ``form`` over B
+    rows -- the (H, G*H) transposed copy for ROWS and BLAS_T, the (G*H, B) array BLAS_W's
+    product lands in before it is transposed into place; empty otherwise."""
+    w_hh_t = transposed(w_hh) if form == ROWS or form == BLAS_T else w_hh[:0]
+    landing = np.empty((w_hh.shape[0] if form == BLAS_W else 0, B), w_hh.dtype)
+    return w_hh_t, landing
+
+
+@jit
+def grad_form(B, rows, inner, T, itemsize):
     """How the backward computes its per-step (B x rows) @ (rows x inner) product (module docstring)."""
     if B == 1 and rows * inner <= GRAD_LOOP_MACS and T * 256 >= rows * inner:
         return DOTS
     if B == 1 and rows * inner >= GRAD_TRANSPOSED_MACS and T >= GRAD_TRANSPOSED_STEPS:
         return BLAS_T
+    if (weights_left(B, itemsize) and B * rows * inner * itemsize >= FORWARD_TRANSPOSED_BELOW_BYTES
+            and T >= WEIGHTS_LEFT_STEPS):
+        return BLAS_W
     return BLAS
 
 
 @jit
 def grad_operands(w_hh, B, T):
-    """(form, w_hh_t) for ``recurrent_grad`` over T steps of B rows: the ``grad_form`` and what
-    it reads, the (H, G*H) transposed copy for DOTS and BLAS_T, else nothing."""
-    form = grad_form(B, w_hh.shape[0], w_hh.shape[1], T)
+    """(form, w_hh_t, landing) for ``recurrent_grad`` over T steps of B rows: the ``grad_form``,
+    the (H, G*H) transposed copy it reads for DOTS, BLAS_T and BLAS_W (else nothing), and for
+    BLAS_W the (H, B) array its product lands in before it is transposed into place."""
+    form = grad_form(B, w_hh.shape[0], w_hh.shape[1], T, w_hh.itemsize)
+    landing = np.empty((w_hh.shape[1] if form == BLAS_W else 0, B), w_hh.dtype)
     if form == BLAS:
-        return form, w_hh[:0]
-    return form, transposed(w_hh)
+        return form, w_hh[:0], landing
+    return form, transposed(w_hh), landing
 
 
 @jit
@@ -147,10 +190,18 @@ def transposed(m):
     (one process, medians of 15-31)."""
     N, K = m.shape
     out = np.empty((K, N), m.dtype)
+    transpose_into(m, out)
+    return out
+
+
+@jit
+def transpose_into(m, out):
+    """out (B, N) = m (N, B), both C-contiguous, into an existing array (``transposed`` makes one)."""
+    N, B = m.shape
     n = 0
     while n + 8 <= N:
         r0, r1, r2, r3, r4, r5, r6, r7 = m[n], m[n + 1], m[n + 2], m[n + 3], m[n + 4], m[n + 5], m[n + 6], m[n + 7]
-        for k in range(K):
+        for k in range(B):
             row = out[k]
             row[n], row[n + 1], row[n + 2], row[n + 3] = r0[k], r1[k], r2[k], r3[k]
             row[n + 4], row[n + 5], row[n + 6], row[n + 7] = r4[k], r5[k], r6[k], r7[k]
@@ -158,18 +209,21 @@ def transposed(m):
     while n < N:
         out[:, n] = m[n]
         n += 1
-    return out
 
 
 @jit_inline
-def step_product(h_t, w_hh, w_hh_t, form, out):
-    """out (b, G*H) = h_t (b, H) @ w_hh.T in the given form (b == 1 for the loop forms)."""
+def step_product(h_t, w_hh, w_hh_t, landing, form, out):
+    """out (b, G*H) = h_t (b, H) @ w_hh.T in the given form (b == 1 for the loop forms), with
+    w_hh_t and landing from ``step_operands``."""
     if form == ROWS:
         row_times_matrix(h_t[0], w_hh_t, out[0])
     elif form == DOTS:
         matrix_times_row(w_hh, h_t[0], out[0])
     elif form == BLAS_T:
         np.dot(h_t, w_hh_t, out)
+    elif form == BLAS_W:
+        np.dot(w_hh, h_t.T, landing)  # (G*H, b), then into the (b, G*H) rows
+        transpose_into(landing, out)
     else:
         np.dot(h_t, w_hh.T, out)
 
@@ -259,15 +313,18 @@ def column_sums(rows, out):
 
 
 @jit_inline
-def recurrent_grad(dpre_t, w_hh, w_hh_t, form, lengths, t, all_active, dh, work, b0, b1):
+def recurrent_grad(dpre_t, w_hh, w_hh_t, landing, form, lengths, t, all_active, dh, work, b0, b1):
     """dh[b0:b1] (b,H) <- dpre_t[b0:b1] (b,G*H) @ w_hh (G*H,H): the gradient reaching step t's
-    input state, in ``form`` with w_hh_t (both from ``grad_operands``); rows padded at
+    input state, in ``form`` with w_hh_t and landing (all from ``grad_operands``); rows padded at
     step t keep their dh (work (B,H) is scratch for them)."""
     out = dh if all_active else work  # when all rows are active the product is the new dh
     if form == DOTS:
         matrix_times_row(w_hh_t, dpre_t[b0], out[b0])
     elif form == BLAS_T:
         np.dot(dpre_t[b0:b1], w_hh_t.T, out[b0:b1])
+    elif form == BLAS_W:
+        np.dot(w_hh_t, dpre_t[b0:b1].T, landing)  # (H, b), then into the (b, H) rows
+        transpose_into(landing, out[b0:b1])
     else:
         np.dot(dpre_t[b0:b1], w_hh, out[b0:b1])
     if all_active:

@@ -13,7 +13,7 @@ from .._jit import jit, jit_inline, jit_lanes
 from .activations import tanh
 from .lanes import PAIRED, SOLO, batch_rows, meet, pair_up, products_half, project_half
 from .matmul import (backward_products, grad_operands, matrix_times_row, project, recurrent_grad,
-                     product_form, step_product, step_weights)
+                     product_form, step_operands, step_product)
 
 
 @jit
@@ -38,14 +38,14 @@ def rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1):
     T = h.shape[0] - 1
     H = w_hh.shape[1]
     form = product_form(b1 - b0, H, H, T, w_hh.itemsize)
-    w_hh_t = step_weights(w_hh, form)
+    w_hh_t, landing = step_operands(w_hh, form, b1 - b0)
     # As in the LSTM's forward, a batch's steps where every row is active take the inlined row.
     # The step loops alone, both forms alternated in one process (float32, medians of 20
     # rounds): T=256 B=32 H=32 351 -> 199 us, B=8 H=64 166 -> 137 us, T=32 B=32 H=128 1.03x.
     # (The GRU's gate row, inlined the same way, lost its vector loop: 0.65-0.68x.)
     shortest = lengths[b0:b1].min() if b1 - b0 > 1 else 0
     for t in range(T):
-        step_product(h[t, b0:b1], w_hh, w_hh_t, form, work[b0:b1])  # (b,H) @ (H,H) -> (b,H)
+        step_product(h[t, b0:b1], w_hh, w_hh_t, landing, form, work[b0:b1])  # (b,H) @ (H,H) -> (b,H)
         if t < shortest:
             for bi in range(b0, b1):
                 _tanh_row_inline(h[t + 1, bi], work[bi], b)
@@ -83,14 +83,14 @@ def rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1):
     Padded steps pass dh through and ignore dy."""
     T = da.shape[0]
     shortest = lengths[b0:b1].min() if b1 > b0 else T
-    form, w_hh_t = grad_operands(w_hh, b1 - b0, T)
+    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T)
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
             if t < lengths[bi]:
                 _tanh_backward_row(h[t + 1, bi], dy[t, bi], dh[bi], da[t, bi])
             else:
                 da[t, bi, :] = 0
-        recurrent_grad(da[t], w_hh, w_hh_t, form, lengths, t, t < shortest, dh, work, b0, b1)
+        recurrent_grad(da[t], w_hh, w_hh_t, landing, form, lengths, t, t < shortest, dh, work, b0, b1)
 
 
 @jit
