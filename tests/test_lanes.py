@@ -153,10 +153,15 @@ def test_which_batches_take_lanes(monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_batch_lanes_match_the_reference_and_one_thread(cell, dtype, lanes_on, monkeypatch):
-    """Split by batch rows -- even and odd B, a lane of one row, padded and full sequences."""
+    """Split by batch rows -- even and odd B, a lane of one row, padded and full sequences, and
+    lanes of 16 rows large enough for the weights-on-the-left product (BLAS_W, in float32)."""
+    from fastrnn.kernels.matmul import FORWARD_TRANSPOSED_BELOW_BYTES, WEIGHTS_LEFT_STEPS
+
     monkeypatch.setattr(lanes, "BATCH_LANES_FROM_MACS", 0)  # small problems, the same code path
     G, forward, backward, ref_forward, ref_backward = CELLS[cell]
-    for B, H, T_, padded in [(2, 16, 9, False), (5, 24, 13, True), (32, 8, 6, True), (3, 33, 11, False)]:
+    wide = next(H for H in range(1, 1000) if 16 * G * H * H * 4 >= FORWARD_TRANSPOSED_BELOW_BYTES)
+    for B, H, T_, padded in [(2, 16, 9, False), (5, 24, 13, True), (32, 8, 6, True), (3, 33, 11, False),
+                             (32, wide, WEIGHTS_LEFT_STEPS, True)]:
         args, dy, lengths = batch_problem(cell, B, H, T_, dtype, seed=B)
         lengths = lengths if padded else None
         assert lanes.plan(B, H, G, np.dtype(dtype), np.full(B, T_), T_, H) == ((B + 1) // 2, True)
