@@ -187,12 +187,14 @@ def test_transposed_copy(shape, dtype):
     np.testing.assert_array_equal(t, m.T)
 
 
-@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (1, 1), (7, 3), (8, 32), (17, 9), (2048, 32)])
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (1, 1), (7, 3), (8, 32), (17, 9), (2048, 32), (2048, 15),
+                                   (1024, 16), (1536, 16)])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_transpose_into(shape, dtype):
     """BLAS_W's move of its (N, B) product into the (B, N) rows: eight rows at a time plus a
-    tail, into an existing array (here a row slice, as the kernels pass it) without touching
-    anything else."""
+    tail, or sixteen at a time for 16 or more rows a multiple of 4 KiB apart (N=1024 and 2048
+    with B >= 16; in float64 N=1536 too), into an existing array (here a row slice, as the
+    kernels pass it) without touching anything else."""
     from fastrnn.kernels.matmul import transpose_into
 
     m = np.random.default_rng(0).standard_normal(shape).astype(dtype)
