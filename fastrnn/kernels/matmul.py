@@ -53,8 +53,9 @@ contiguous rows (``dgates @ w_hh_t.T``, the forward's orientation) than as sums
 of scaled rows of ``w_hh``; ``BLAS_T`` is the former, on a ``transposed`` copy.
 Per step, 2048 x 512 float32, 256 steps, medians of 9: 22.8 us against 33-63 on
 two threads, 41.1 against 44.6 on one; 1024 x 256: 8.9 against 10.3; 512 x 128:
-2.17 both ways. The copy (0.74 ms at 2048 x 512) pays from about 64 steps
-(``GRAD_TRANSPOSED_STEPS``). Public backward, alternating processes against the
+2.17 both ways. The copy (0.74 ms at 2048 x 512 then; 0.24 ms since ``transpose_into``
+writes whole lines there) pays from about 64 steps (``GRAD_TRANSPOSED_STEPS``; with the
+cheaper copy, 32 steps was still slower at H=512: 1.71-1.83 -> 2.12-2.21 ms, medians of 20). Public backward, alternating processes against the
 plain BLAS form, OpenBLAS choosing its own kernels, medians of 15-20 calls:
 LSTM H=512 T=256 12.1-12.2 -> 10.9-11.1 ms, T=64 5.1-5.8 -> 4.2-4.5 ms, T=32
 3.0-3.2 -> 3.2-3.4 ms (hence the step limit); GRU H=512 T=256 9.3-9.5 -> 7.8
@@ -94,11 +95,13 @@ B=128 0.90 / 1.00; G=4 H=512 B=2 1.66 / 1.86, B=32 1.23 / 1.48, B=64 0.92 / 1.14
 batch's own forms won (G=4 H=128 B=8: 0.67 of BLAS_T's speed), hence the rows limit
 ``WEIGHTS_LEFT_UP_TO_ROWS`` and the shared size limit.  In float64 the same grid was mixed
 where BLAS_W would apply (forward 0.74-1.43, backward 0.69-1.69, one run), so float64 keeps
-BLAS.  The
-backward's copy (0.4-0.7 ms at 2048 x 512) pays from about 16 steps
+BLAS.  The backward's copy (0.4-0.7 ms at
+2048 x 512 when this was measured, 0.24 ms since) pays from about 16 steps
 (``WEIGHTS_LEFT_STEPS``): public backward, alternating processes, medians of 30, LSTM B=2
 H=512 T=8 2.13-2.17 -> 2.42-2.44 ms but T=16 3.89-3.93 -> 3.41-3.57 ms; LSTM B=32 H=128 T=16
-1.33-1.38 -> 1.27-1.29 ms.  Public forward / backward at T=256 (alternating processes,
+1.33-1.38 -> 1.27-1.29 ms.  With the cheaper copy, 8 steps paid at H=512 (B=2: 2.17-2.43 ->
+1.88-1.98 ms; B=32: 6.67 -> 6.28-6.40 ms) but not at B=32 H=128 (520-529 -> 523-556 us), so
+the limit stayed.  Public forward / backward at T=256 (alternating processes,
 medians of 8-15): LSTM B=32 H=128 11.4-13.7 / 18.6-22.3 -> 10.2-10.3 / 18.0-18.4 ms; LSTM
 B=16 H=128 7.5-7.6 / 10.5-10.8 -> 5.4 / 8.7 ms; LSTM B=2 H=512 48.5-49.9 / 54.0-54.2 -> 30.3
 / 35.4-35.5 ms; RNN B=32 H=512 37.5 / 59.6-60.0 -> 28.3-28.9 / 51.2-51.6 ms; GRU B=32 H=128
@@ -185,11 +188,11 @@ def grad_operands(w_hh, B, T):
 
 @jit
 def transposed(m):
-    """The (K, N) C-contiguous transpose of m (N, K).  Eight rows of ``m`` are read side by
-    side and each row of the copy gets eight neighbouring numbers at a time: 0.39 ns per
-    weight at 2048 x 512 float32 into an existing array (0.71 with the allocation), against
-    2.6 for ``np.ascontiguousarray(m.T)`` compiled by Numba and 0.65-1.2 for square tiles
-    (one process, medians of 15-31)."""
+    """The (K, N) C-contiguous transpose of m (N, K), by ``transpose_into``.  Its eight-column
+    form took 0.39 ns per weight at 2048 x 512 float32 into an existing array (0.71 with the
+    allocation), against 2.6 for ``np.ascontiguousarray(m.T)`` compiled by Numba and 0.65-1.2
+    for square tiles (one process, medians of 15-31); at that shape the sixteen-column form
+    now takes 0.24 ms with the allocation (0.23 ns per weight)."""
     N, K = m.shape
     out = np.empty((K, N), m.dtype)
     transpose_into(m, out)
