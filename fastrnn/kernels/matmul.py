@@ -55,9 +55,9 @@ Per step, 2048 x 512 float32, 256 steps, medians of 9: 22.8 us against 33-63 on
 two threads, 41.1 against 44.6 on one; 1024 x 256: 8.9 against 10.3; 512 x 128:
 2.17 both ways. The copy (0.74 ms at 2048 x 512 then; 0.24 ms since ``transpose_into``
 writes whole lines there) pays from about 64 steps (``GRAD_TRANSPOSED_STEPS``; with the
-cheaper copy, 32 steps was still slower at H=512: 1.71-1.83 -> 2.12-2.21 ms, medians of 20). Public backward, alternating processes against the
-plain BLAS form, OpenBLAS choosing its own kernels, medians of 15-20 calls:
-LSTM H=512 T=256 12.1-12.2 -> 10.9-11.1 ms, T=64 5.1-5.8 -> 4.2-4.5 ms, T=32
+cheaper copy, 32 steps was still slower at H=512: 1.71-1.83 -> 2.12-2.21 ms, medians of
+20).  Public backward, alternating processes against the plain BLAS form, OpenBLAS
+choosing its own kernels, medians of 15-20 calls: LSTM H=512 T=256 12.1-12.2 -> 10.9-11.1 ms, T=64 5.1-5.8 -> 4.2-4.5 ms, T=32
 3.0-3.2 -> 3.2-3.4 ms (hence the step limit); GRU H=512 T=256 9.3-9.5 -> 7.8
 ms, T=64 3.9-4.3 -> 2.8-2.9 ms; RNN H=512 (2**18 weights) T=64 1.14-1.29 ->
 1.29-1.32 ms (hence ``GRAD_TRANSPOSED_MACS`` = 2**19).
@@ -86,8 +86,9 @@ batch of 2 to 32 rows puts the weights on the left: ``BLAS_W`` computes ``w_hh @
 into a (G*H, B) landing array and moves it into the (B, G*H) rows (``transpose_into``), and
 the backward computes ``w_hh_t @ dgates_t.T`` (H, B) on the transposed copy the same way.
 OpenBLAS ran these small-N products much faster than the same products with the batch
-on the left: the forward's step (product only) at B=32 G=4 ran at 164-168 GMAC/s against
-95-106 for ``h_t @ w_hh.T`` (H=128 to 512), the backward's at B=32 H=512 at 159 against 96.
+on the left: the forward's step (product only) at B=32 G=4 ran at 153-174 GMAC/s against
+75-106 for ``h_t @ w_hh.T`` (H=128 to 512, two runs), the backward's at B=32 H=512 at 159
+against 96.
 Time of the previous form over BLAS_W with the transposition included, 32 steps, medians
 of 9, forward / backward: G=4 H=128 B=16 1.93 / 1.69, B=32 1.31 / 1.22, B=64 1.02 / 0.90,
 B=128 0.90 / 1.00; G=4 H=512 B=2 1.66 / 1.86, B=32 1.23 / 1.48, B=64 0.92 / 1.14, B=128 0.86 /
