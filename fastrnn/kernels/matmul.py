@@ -57,8 +57,8 @@ two threads, 41.1 against 44.6 on one; 1024 x 256: 8.9 against 10.3; 512 x 128:
 writes whole lines there) pays from about 64 steps (``GRAD_TRANSPOSED_STEPS``; with the
 cheaper copy, 32 steps was still slower at H=512: 1.71-1.83 -> 2.12-2.21 ms, medians of
 20).  Public backward, alternating processes against the plain BLAS form, OpenBLAS
-choosing its own kernels, medians of 15-20 calls: LSTM H=512 T=256 12.1-12.2 -> 10.9-11.1 ms, T=64 5.1-5.8 -> 4.2-4.5 ms, T=32
-3.0-3.2 -> 3.2-3.4 ms (hence the step limit); GRU H=512 T=256 9.3-9.5 -> 7.8
+choosing its own kernels, medians of 15-20 calls: LSTM H=512 T=256 12.1-12.2 -> 10.9-11.1
+ms, T=64 5.1-5.8 -> 4.2-4.5 ms, T=32 3.0-3.2 -> 3.2-3.4 ms (hence the step limit); GRU H=512 T=256 9.3-9.5 -> 7.8
 ms, T=64 3.9-4.3 -> 2.8-2.9 ms; RNN H=512 (2**18 weights) T=64 1.14-1.29 ->
 1.29-1.32 ms (hence ``GRAD_TRANSPOSED_MACS`` = 2**19).
 
