@@ -126,9 +126,9 @@ def measure(runners: dict[str, Callable[[], None]], *, min_sample: float = 2e-3,
         if name not in cold:
             run()
         once = _time_calls(run, 1)
-        # A runner that can be repeated gets warm_up's further calls, so that neither its
-        # target speed nor its calls per sample come from a transient.
-        fastest[name] = once if once > budget else warm_up(run, once)
+        # A runner that can be repeated gets warm_up's further calls (cold ones excepted, as
+        # above), so that neither its target speed nor its calls per sample come from a transient.
+        fastest[name] = once if once > budget or name in cold else warm_up(run, once)
         calls[name] = max(1, int(np.ceil(min_sample / max(fastest[name], 1e-9))))
         samples[name] = [once] if once > budget else []
     finished = {name for name in runners if samples[name]}  # too slow to repeat
