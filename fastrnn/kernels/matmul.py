@@ -136,20 +136,22 @@ def product_form(B, rows, inner, T, itemsize):
     """How the forward computes its per-step (B x inner) @ (inner x rows) product over T steps
     (module docstring)."""
     if B != 1:
+        if weights_left(B, rows, inner, itemsize):
+            return BLAS_W
         small = B * rows * inner * itemsize < FORWARD_TRANSPOSED_BELOW_BYTES
-        if not small:
-            return BLAS_W if weights_left(B, itemsize) else BLAS
-        return BLAS_T if T * B * FORWARD_TRANSPOSED_ROWS >= rows * inner else BLAS
+        return BLAS_T if small and T * B * FORWARD_TRANSPOSED_ROWS >= rows * inner else BLAS
     if rows * inner > SMALL_STEP_MACS:
         return BLAS
     return DOTS if rows * inner >= DOTS_FROM_MACS else ROWS
 
 
 @jit
-def weights_left(B, itemsize):
-    """Whether a batch of B rows whose per-step product is not small takes BLAS_W (module
-    docstring): float32 only, from 2 to ``WEIGHTS_LEFT_UP_TO_ROWS`` rows."""
-    return itemsize == 4 and 2 <= B <= WEIGHTS_LEFT_UP_TO_ROWS
+def weights_left(B, rows, inner, itemsize):
+    """Whether a batch's per-step (B x inner) @ (inner x rows) product takes BLAS_W (module
+    docstring): float32 only, from 2 to ``WEIGHTS_LEFT_UP_TO_ROWS`` rows, once the step is no
+    longer small (``FORWARD_TRANSPOSED_BELOW_BYTES``, the limit of BLAS_T)."""
+    return (itemsize == 4 and 2 <= B <= WEIGHTS_LEFT_UP_TO_ROWS
+            and B * rows * inner * itemsize >= FORWARD_TRANSPOSED_BELOW_BYTES)
 
 
 @jit
@@ -169,8 +171,7 @@ def grad_form(B, rows, inner, T, itemsize):
         return DOTS
     if B == 1 and rows * inner >= GRAD_TRANSPOSED_MACS and T >= GRAD_TRANSPOSED_STEPS:
         return BLAS_T
-    if (weights_left(B, itemsize) and B * rows * inner * itemsize >= FORWARD_TRANSPOSED_BELOW_BYTES
-            and T >= WEIGHTS_LEFT_STEPS):
+    if weights_left(B, rows, inner, itemsize) and T >= WEIGHTS_LEFT_STEPS:
         return BLAS_W
     return BLAS
 
