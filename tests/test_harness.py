@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from fastrnn.bench import harness
 
 
@@ -24,21 +26,68 @@ def test_medians_and_slow_runners_are_cut_short():
     assert timings["fast"].seconds < timings["slow"].seconds
 
 
-def test_settle_waits_while_a_thread_of_the_process_is_busy():
+def _spin_on(seconds: float):
+    """A thread spinning outside the GIL for about ``seconds``, as another library's idle worker
+    does after its call (a Python-level spinner would give the GIL up every 5 ms and so wake
+    the waiting thread late, hiding what the check under test sees); returns (thread, done)."""
     import threading
 
-    stop = time.perf_counter() + 0.1
+    import numba
 
-    def spin():  # another library's idle worker, spinning after its call
-        while time.perf_counter() < stop:
-            pass
+    @numba.njit(nogil=True, cache=False)
+    def spin(n):
+        x = 1.0
+        for _ in range(n):
+            x = x * 1.0000001 + 1e-9
+        return x
 
-    worker = threading.Thread(target=spin)
+    spin(1000)  # compile first
+    calibration = time.perf_counter()
+    spin(1_000_000)
+    per_iteration = max(time.perf_counter() - calibration, 1e-6) / 1_000_000
+    done = threading.Event()
+
+    def run():
+        spin(int(seconds / per_iteration))
+        done.set()
+
+    worker = threading.Thread(target=run)
     worker.start()
+    return worker, done
+
+
+def test_settle_waits_while_a_thread_of_the_process_is_busy():
+    """A spinner outside the GIL on another core: the process's CPU time, which Linux brings up to
+    date only at scheduler ticks, let the old check pass in a 2 ms window while it still spun."""
+    worker, done = _spin_on(0.1)
+    time.sleep(0.005)  # let it get going
     waited = harness.settle(max_wait=2.0)
+    finished_first = done.is_set()
     worker.join()
-    assert waited >= 0.05  # not before the spinner had (nearly) stopped
+    assert finished_first, f"settle returned after {waited * 1e3:.1f} ms while the spinner still ran"
     assert harness.settle(max_wait=2.0) < 2.0  # an idle process settles without hitting the cap
+
+
+def test_running_threads_are_counted():
+    if harness._threads_running() is None:
+        pytest.skip("no /proc/self/task here")
+    harness.settle(max_wait=2.0)
+    worker, done = _spin_on(0.05)
+    time.sleep(0.005)
+    during = harness._threads_running()
+    worker.join()
+    assert during >= 1
+
+
+def test_settle_without_thread_states_uses_cpu_time_over_a_tick(monkeypatch):
+    """Where /proc is missing the CPU time is read over windows longer than a tick; still waits."""
+    monkeypatch.setattr(harness, "_threads_running", lambda: None)
+    worker, done = _spin_on(0.1)
+    time.sleep(0.005)
+    harness.settle(max_wait=2.0)
+    finished_first = done.is_set()
+    worker.join()
+    assert finished_first
 
 
 def test_samples_are_taken_after_the_runner_is_warm_again(monkeypatch):

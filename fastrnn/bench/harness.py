@@ -19,6 +19,8 @@ threads awake, as they would be in a program that uses only that library).
 from __future__ import annotations
 
 import functools
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -48,24 +50,71 @@ def _openblas_shutdowns() -> tuple:
     return tuple(openblas_functions("blas_thread_shutdown_", ("numpy", "scipy")))
 
 
-def settle(quantum: float = 0.002, busy_below: float = 0.2, max_wait: float = 0.3) -> float:
-    """Wait until this process's threads are idle (at most ``max_wait`` seconds); returns the wait.
+def _threads_running() -> int | None:
+    """How many of this process's threads, other than the caller, are running or waiting for a
+    core right now (state ``R`` in ``/proc/self/task/*/stat``); None where there is no such
+    file (not Linux)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    me = str(threading.get_native_id())
+    running = 0
+    for tid in tasks:
+        if tid == me:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        state = stat.rindex(b")") + 2  # the state follows the name, which may hold spaces or ")"
+        running += stat[state:state + 1] == b"R"
+    return running
+
+
+def settle(quantum: float = 0.0005, idle_looks: int = 2, max_wait: float = 0.3) -> float:
+    """Wait until no other thread of this process is running (at most ``max_wait`` seconds);
+    returns the wait.
 
     OpenBLAS's workers are stopped outright -- it starts them again at its
     next threaded call, during the untimed call that follows -- because they
-    would otherwise spin for about 0.1 s.  Other libraries' threads (torch's
-    OpenMP, XLA's) are waited for: sleeps of ``quantum`` until the process
-    used less than ``busy_below`` of one core's time during one of them.
+    would otherwise spin for about 0.1 s (103 ms here).  Other libraries'
+    threads (torch's OpenMP, XLA's) are waited for: looks at every thread's
+    state ``quantum`` apart until ``idle_looks`` looks in a row find none running.
+
+    Why thread states and not the process's CPU time: Linux adds the time of a
+    thread running on another core to the process's total only at scheduler
+    ticks (4 ms here), so a 2 ms window read 0.02 ms of CPU time while torch's
+    OpenMP worker spun through it (``time.process_time`` over ``time.sleep(0.002)``
+    right after an LSTM call, three times).  Judged that way, the process looked
+    idle while the worker went on spinning for several more milliseconds, and
+    fastrnn's LSTM fwd+bwd at T=32, B=1, H=128 was timed beside it at 584-588 us
+    a call in ``fastrnn bench`` against 293-303 us without torch in the process
+    (two runs each); with this check, 309-322 us beside torch.  Where ``/proc``
+    is missing, the CPU time is used over windows of ``CPU_TIME_WINDOW``, long
+    enough to span a tick.
     """
     start = time.perf_counter()
     for shutdown in _openblas_shutdowns():
         shutdown()
+    by_state = _threads_running() is not None
+    idle = 0
     while True:
-        cpu, wall = time.process_time(), time.perf_counter()
-        time.sleep(quantum)
+        if by_state:
+            time.sleep(quantum)
+            quiet = _threads_running() == 0
+        else:
+            cpu = time.process_time()
+            time.sleep(CPU_TIME_WINDOW)
+            quiet = time.process_time() - cpu < 0.2 * CPU_TIME_WINDOW
+        idle = idle + 1 if quiet else 0
         now = time.perf_counter()
-        if (time.process_time() - cpu) < busy_below * (now - wall) or now - start > max_wait:
+        if idle >= idle_looks or now - start > max_wait:
             return now - start
+
+
+CPU_TIME_WINDOW = 0.012  # longer than a scheduler tick at 100 Hz or more; see settle
 
 
 WARM_UP_SLACK = 1.5  # a call within this factor of the runner's fastest counts as warm ...
