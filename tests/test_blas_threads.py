@@ -155,3 +155,26 @@ def test_a_forked_child_gets_its_blas_threads_back():
     """A fork while another thread is inside a small call: the child neither hangs on the
     section's lock nor keeps one BLAS thread."""
     run_forking_script(FORK_SCRIPT, "the forked child hung in a small call (the lock it inherited was held)")
+
+
+def test_global_grad_norm_wakes_no_blas_worker():
+    """NumPy's dot of more than 10,000 elements is threaded, and OpenBLAS's worker then spins for
+    about 0.1 s; the norm of a 64-unit LSTM's gradients (33,792 numbers) must not start one."""
+    import time
+
+    from fastrnn.bench.harness import _threads_running
+
+    if _threads_running() is None:
+        pytest.skip("no /proc/self/task here")
+    layer = fr.nn.LSTM(64, 64, dtype=np.float64, seed=0)
+    for grad in layer.grads.values():
+        grad[...] = 0.5
+    deadline = time.perf_counter() + 1.0
+    while _threads_running() and time.perf_counter() < deadline:  # workers of earlier tests go to sleep
+        time.sleep(0.005)
+    if _threads_running():
+        pytest.skip("another thread of the process stays busy")
+    norm = fr.nn.global_grad_norm(layer)
+    time.sleep(0.003)
+    assert _threads_running() == 0
+    assert norm == pytest.approx(0.5 * np.sqrt(sum(g.size for g in layer.grads.values())), rel=1e-14)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit, jit_sum
 
 
 @jit
@@ -59,3 +59,19 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, beta1, keep1, beta2, keep2, st
         exp_avg[k] = m
         exp_avg_sq[k] = v
         param[k] -= step_size * m / (np.sqrt(v / correction2) + eps)
+
+
+@jit_sum
+def sum_of_squares(flat):
+    """The sum of ``flat``'s squares (1-D, float32 or float64), accumulated in float64.
+
+    Why not ``np.dot(flat, flat)``: NumPy's OpenBLAS threads a dot product of more than
+    10,000 elements, and its worker then spins for about 0.1 s (103 ms here) -- so a training
+    loop that clips every step kept a thread busy for good, taking the second core from the
+    kernels' own threaded products (``fastrnn train`` showed a third thread at about 44% of a
+    core).  The loop may be reassociated (``jit_sum``), which only reorders the additions."""
+    total = 0.0
+    for k in range(flat.shape[0]):
+        v = np.float64(flat[k])
+        total += v * v
+    return total

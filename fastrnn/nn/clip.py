@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from ..kernels.optim import sum_of_squares
 from .module import as_modules, check_positive
 
 
@@ -20,8 +21,7 @@ def global_grad_norm(modules) -> float:
     total = 0.0
     for module in as_modules(modules):
         for grad in module.grads.values():
-            flat = grad.ravel().astype(np.float64, copy=False)
-            total += float(np.dot(flat, flat))
+            total += sum_of_squares(np.ravel(grad))  # not np.dot: see sum_of_squares
     return math.sqrt(total)
 
 
