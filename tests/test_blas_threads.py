@@ -157,6 +157,26 @@ def test_a_forked_child_gets_its_blas_threads_back():
     run_forking_script(FORK_SCRIPT, "the forked child hung in a small call (the lock it inherited was held)")
 
 
+@pytest.mark.parametrize("rows, expected", [(400, 1), (8192, 2)])
+def test_linear_layer_follows_the_small_call_rule(two_threads, monkeypatch, rows, expected):
+    """The head's products, like the recurrent kernels', run on one BLAS thread when the call is
+    small (400 x 64 -> 65: 1.7 M multiply-adds, which OpenBLAS would thread) and keep OpenBLAS's
+    choice when it is large (8192 x 512 -> 512: 2**31)."""
+    from fastrnn.nn import linear as module
+
+    seen = []
+    for name in ("linear_forward", "linear_backward"):
+        kernel = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *args, kernel=kernel: (seen.append(current_threads()), kernel(*args)))
+    width = 64 if rows == 400 else 512
+    layer = fr.nn.Linear(width, width + 1 if rows == 400 else width, dtype=np.float32, seed=0)
+    x = np.random.default_rng(0).standard_normal((rows, width)).astype(np.float32)
+    y = layer.forward(x)
+    layer.backward(np.ones_like(y))
+    assert seen == [expected, expected]
+    assert current_threads() == 2
+
+
 def test_global_grad_norm_wakes_no_blas_worker():
     """NumPy's dot of more than 10,000 elements is threaded, and OpenBLAS's worker then spins for
     about 0.1 s; the norm of a 64-unit LSTM's gradients (33,792 numbers) must not start one."""

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._blas import call_kernel
 from ..kernels.linear import linear_backward, linear_forward
 from .module import Module, check_input, check_size, make_rng
 
@@ -64,7 +65,8 @@ class Linear(Module):
         rows = np.array(x.reshape(-1, self.in_features), dtype=self.dtype, order="C")  # (N, D_in), private
         weight = np.array(self.params["weight"], dtype=self.dtype, order="C")  # (D_out, D_in), private
         y = np.empty((rows.shape[0], self.out_features), self.dtype)  # (N, D_out)
-        linear_forward(rows, weight, np.ascontiguousarray(self.params["bias"], self.dtype), y)
+        macs = rows.shape[0] * self.in_features * self.out_features
+        call_kernel(macs, macs, linear_forward, rows, weight, np.ascontiguousarray(self.params["bias"], self.dtype), y)
         y = y.reshape(x.shape[:-1] + (self.out_features,))
         cache = LinearCache(rows, weight, x.shape[:-1], self._token)
         kept = self._keep(cache, return_cache)  # () or (cache,)
@@ -99,5 +101,7 @@ class Linear(Module):
         self._consume(cache)
         rows = np.ascontiguousarray(dy.reshape(N, self.out_features))  # (N, D_out)
         dx = np.empty((N, self.in_features), self.dtype)  # (N, D_in)
-        linear_backward(rows, cache.x, cache.weight, self.grads["weight"], self.grads["bias"], dx)
+        macs = N * self.in_features * self.out_features  # each of the two products
+        call_kernel(2 * macs, macs, linear_backward, rows, cache.x, cache.weight, self.grads["weight"],
+                    self.grads["bias"], dx)
         return dx.reshape(dy.shape[:-1] + (self.in_features,))
