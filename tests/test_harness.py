@@ -121,3 +121,40 @@ def test_warm_up_gives_up_after_its_time_limit():
     start = time.perf_counter()
     assert harness.warm_up(runner, fastest) == fastest
     assert time.perf_counter() - start < harness.WARM_UP_LIMIT + 0.01
+
+
+@pytest.mark.parametrize("timeout, stops", [(None, True), ("28", True), ("0", True), ("22", False), ("24", False)])
+def test_settle_stops_openblas_only_when_its_workers_spin_long(monkeypatch, timeout, stops):
+    """With OpenBLAS's default timeout (or one too long to wait for) settle stops its workers;
+    when they sleep within milliseconds it waits instead, so no call has to start them again."""
+    if timeout is None:
+        monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", timeout)
+    stopped = []
+    monkeypatch.setattr(harness, "_openblas_shutdowns", lambda: (lambda: stopped.append(1),))
+    harness.settle(max_wait=0.5)
+    assert bool(stopped) == stops
+
+
+def _bench_note(env_timeout):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if env_timeout is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = env_timeout
+    command = [sys.executable, "-m", "fastrnn", "bench", "--quick", "--impl", "fastrnn", "--cell", "rnn", "--mode", "fwd",
+               "--batch", "1", "--hidden", "4", "--seq-len", "3", "--json", os.devnull]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=True).stdout
+    return next(line for line in out.splitlines() if line.startswith("OpenBLAS workers"))
+
+
+def test_bench_command_restarts_with_a_brief_openblas_spin():
+    assert _bench_note(None) == "OpenBLAS workers sleep after 2^22 cycles idle (OPENBLAS_THREAD_TIMEOUT=22)"
+
+
+def test_bench_command_keeps_a_timeout_the_user_set():
+    assert _bench_note("28").startswith("OpenBLAS workers spin about 0.1 s")
+    assert _bench_note("20") == "OpenBLAS workers sleep after 2^20 cycles idle (OPENBLAS_THREAD_TIMEOUT=20)"

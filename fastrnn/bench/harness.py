@@ -77,11 +77,15 @@ def settle(quantum: float = 0.0005, idle_looks: int = 2, max_wait: float = 0.3) 
     """Wait until no other thread of this process is running (at most ``max_wait`` seconds);
     returns the wait.
 
-    OpenBLAS's workers are stopped outright -- it starts them again at its
-    next threaded call, during the untimed call that follows -- because they
-    would otherwise spin for about 0.1 s (103 ms here).  Other libraries'
-    threads (torch's OpenMP, XLA's) are waited for: looks at every thread's
-    state ``quantum`` apart until ``idle_looks`` looks in a row find none running.
+    Threads are waited for -- torch's OpenMP, XLA's, and OpenBLAS's when they
+    go to sleep within milliseconds (:func:`openblas_spins_briefly`, as under
+    ``fastrnn bench``): looks at every thread's state ``quantum`` apart until
+    ``idle_looks`` looks in a row find none running.  OpenBLAS's workers with
+    their default timeout spin for 103 ms after a product, too long to wait
+    for before every sample, so there they are stopped outright; but then the
+    next call that sets OpenBLAS's thread count -- each small fastrnn call does
+    -- starts a new worker that spins beside it for those 103 ms (see
+    :func:`openblas_spins_briefly` for what that cost).
 
     Why thread states and not the process's CPU time: Linux adds the time of a
     thread running on another core to the process's total only at scheduler
@@ -96,8 +100,9 @@ def settle(quantum: float = 0.0005, idle_looks: int = 2, max_wait: float = 0.3) 
     enough to span a tick.
     """
     start = time.perf_counter()
-    for shutdown in _openblas_shutdowns():
-        shutdown()
+    if not openblas_spins_briefly():
+        for shutdown in _openblas_shutdowns():
+            shutdown()
     by_state = _threads_running() is not None
     idle = 0
     while True:
@@ -115,6 +120,35 @@ def settle(quantum: float = 0.0005, idle_looks: int = 2, max_wait: float = 0.3) 
 
 
 CPU_TIME_WINDOW = 0.012  # longer than a scheduler tick at 100 Hz or more; see settle
+
+# OpenBLAS's idle workers spin for 2**OPENBLAS_THREAD_TIMEOUT TSC cycles after their last
+# product before they sleep (default 2**28: 103 ms here).  ``fastrnn bench`` runs with 22
+# (1.5-1.6 ms here) unless the variable is set; see openblas_spins_briefly.
+BRIEF_SPIN_TIMEOUT = 22
+BRIEF_SPIN_AT_MOST = 24  # 2**24 cycles: 6 ms here, still short enough to wait for in settle
+
+
+def openblas_spins_briefly() -> bool:
+    """Whether OpenBLAS's workers sleep within milliseconds of their last product: the process
+    started with ``OPENBLAS_THREAD_TIMEOUT`` of at most ``BRIEF_SPIN_AT_MOST`` (OpenBLAS reads
+    it once, when it loads; values below 4 count as 4).
+
+    Why ``fastrnn bench`` starts that way: with the default timeout :func:`settle` has to stop
+    the workers, and a small fastrnn call (one BLAS thread, set through OpenBLAS's thread
+    count) then starts a new one, which spins for 103 ms beside it.  The scheduler at times
+    queued that worker on the core of the thread being timed for a whole 4 ms tick: fastrnn's
+    LSTM fwd+bwd at T=32, B=1, H=128 took 0.98 ms a call instead of 0.30 in such samples, and
+    the default grid (``fastrnn bench --seq-len 32 256``) reported that case at 594-647 us in
+    two runs out of three, against 314 us.  A program that uses the library does not stop
+    OpenBLAS's workers, so it never pays this.  With the short timeout nothing is stopped:
+    fastrnn's threaded products ran as fast as with the default (LSTM T=256 B=32 H=128,
+    B=32 H=512 T=32, B=1 H=512 T=256 and RNN B=32 H=512 T=256, fwd and bwd, alternating
+    processes, three each: within the noise either way), and the workers are asleep again
+    1.5-1.6 ms after a product."""
+    try:
+        return 0 < int(os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")) <= BRIEF_SPIN_AT_MOST  # 0: the default
+    except ValueError:
+        return False
 
 
 WARM_UP_SLACK = 1.5  # a call within this factor of the runner's fastest counts as warm ...

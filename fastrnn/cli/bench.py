@@ -43,7 +43,28 @@ def add_arguments(parser) -> None:
     gate.add_arguments(parser)  # --check BASELINE.json, --update, --tolerance
 
 
+def restart_with_brief_openblas_spin() -> None:
+    """Start this command afresh with ``OPENBLAS_THREAD_TIMEOUT`` set (when it is not), so that
+    OpenBLAS's idle workers sleep 1.5 ms after their last product instead of spinning for 103
+    ms: the timing harness can then wait for them instead of stopping them (why that matters:
+    :func:`fastrnn.bench.harness.openblas_spins_briefly`).  OpenBLAS reads the variable only
+    when it loads, which ``import fastrnn`` has already done, hence a new process."""
+    from ..bench import harness
+
+    if "OPENBLAS_THREAD_TIMEOUT" in os.environ or os.name != "posix":
+        return
+    env = dict(os.environ, OPENBLAS_THREAD_TIMEOUT=str(harness.BRIEF_SPIN_TIMEOUT))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(sys.executable, [sys.executable, "-m", "fastrnn", *sys.argv[1:]], env)
+    except OSError as error:  # carry on in this process; settle() then stops the workers
+        print(f"note: could not restart with OPENBLAS_THREAD_TIMEOUT set ({error})", file=sys.stderr)
+
+
 def run(args) -> int:
+    if getattr(args, "command_line", False):
+        restart_with_brief_openblas_spin()  # returns only if there is nothing to do
     from ..bench import gate, grid, harness, peers, runners
     from ..registry import CELLS
 
@@ -107,6 +128,10 @@ def run(args) -> int:
     note = coretype_note()
     if note:
         print(note)
+    timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+    print(f"OpenBLAS workers sleep after 2^{timeout} cycles idle (OPENBLAS_THREAD_TIMEOUT={timeout})"
+          if harness.openblas_spins_briefly() else
+          "OpenBLAS workers spin about 0.1 s after a product; the harness stops them before each sample")
     if varlen:
         print("\nvariable lengths: uniform in [T/2, T], one sequence of T; torch via pack_padded_sequence")
     print(f"\n{len(results)} cases in {elapsed:.0f} s, {args.threads} threads; "
@@ -116,7 +141,8 @@ def run(args) -> int:
     if args.json:
         meta = {"python": platform.python_version(), "machine": platform.machine(), "processor": _cpu_name(),
                 "threads": args.threads, "gemm_gflops": peaks,
-                "openblas_kernels": blas, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "date": time.strftime("%Y-%m-%d")}
+                "openblas_kernels": blas, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+                "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"), "date": time.strftime("%Y-%m-%d")}
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=1)
     if args.check:
