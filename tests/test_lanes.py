@@ -246,3 +246,35 @@ def test_concurrent_calls_with_lanes_match_serial(lanes_on):
     for got, want in zip(results, serial):
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-13 * np.abs(w).max())
+
+
+FORK_SCRIPT = """
+import os, sys
+os.environ["FASTRNN_LANES"] = "1"
+import numpy as np
+import fastrnn as fr
+from fastrnn.kernels import lanes
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((64, 32, 32)).astype(np.float32)
+w = (rng.standard_normal((128, 32)) * 0.1).astype(np.float32)
+b = np.zeros(128, np.float32)
+y = fr.lstm_forward(x, w, w, b).y  # on two lanes: Numba's threading layer is now in use
+if not lanes._launched:
+    sys.exit(0)  # no lanes here (one thread, or no thread-safe pool): nothing to test
+pid = os.fork()
+if pid == 0:  # the child: the same call, on one thread, with the same result
+    ok = False
+    try:
+        ok = np.allclose(fr.lstm_forward(x, w, w, b).y, y, rtol=1e-4, atol=1e-6)  # lanes agree to rounding
+    finally:
+        os._exit(0 if ok else 1)
+"""
+
+
+def test_a_forked_child_of_a_process_that_ran_lanes_still_computes():
+    """GNU OpenMP cannot run a parallel region in a forked child of a process that ran one, and
+    Numba ends such a child; the child runs the one-thread kernels instead."""
+    from conftest import run_forking_script
+
+    run_forking_script(FORK_SCRIPT, "the forked child hung")

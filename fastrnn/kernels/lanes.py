@@ -231,10 +231,31 @@ def use_batch_lanes(B: int, H: int, G: int, T: int, D: int) -> bool:
     return numba.get_num_threads() >= 2 and _pool_is_thread_safe()
 
 
+_launched = False  # this process has run two lanes, so Numba's threading layer is in use
+_forked_after_lanes = False  # this process is a forked child of one that had
+
+
+def _after_fork_in_child() -> None:
+    """A forked child of a process that ran lanes runs the one-thread kernels.
+
+    Why: Numba's threading layer here is GNU OpenMP, which cannot start a parallel region in
+    a forked child of a process that already ran one.  Numba then ends the child: with lanes
+    switched on, an LSTM call in the child of ``os.fork()`` printed "Terminating: fork()
+    called from a process already using GNU OpenMP, this is unsafe." and the child was
+    killed by signal 15 (``multiprocessing`` forks too, by default on Linux).  The kernels'
+    results do not depend on the lanes, only their speed does."""
+    global _forked_after_lanes
+    if _launched:
+        _forked_after_lanes = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def plan(B: int, H: int, G: int, dtype: np.dtype, lengths: np.ndarray, T: int, D: int):
     """How a kernel call runs: ``None`` (the one-thread kernel), or ``(cut, by_batch)`` for
     :func:`run` -- batch rows [0, cut) and [cut, B), or hidden units [0, cut) and [cut, H)."""
-    if not enabled():  # read once here: each read of os.environ costs about 0.5 us
+    if not enabled() or _forked_after_lanes:  # enabled() read once here: each read of os.environ costs about 0.5 us
         return None
     if use_batch_lanes(B, H, G, T, D):
         return ((B + 1) // 2, True)
@@ -247,6 +268,8 @@ def run(kernel, how, *args) -> None:
     """``kernel(*args, cut, ctl, by_batch)`` for a two-lane driver and a :func:`plan`, with
     SciPy's BLAS on one thread: each lane calls BLAS itself, and OpenBLAS's own workers,
     spinning after a threaded product, would take the core the other lane runs on."""
+    global _launched
     cut, by_batch = how
+    _launched = True
     with single_threaded():
         kernel(*args, cut, np.zeros(CTL_SIZE, np.int64), by_batch)
