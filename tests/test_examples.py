@@ -1,4 +1,5 @@
-"""The four example tasks in examples/ run briefly and meet their learning criteria."""
+"""The four example tasks in examples/ run briefly and meet their learning criteria; the timing
+scripts keep working."""
 
 from __future__ import annotations
 
@@ -80,3 +81,12 @@ def test_epoch_speed_script_reports_every_part():
     result = load("epoch_speed").main(repeats=2, verbose=False)
     assert set(result) == {"step", "lstm_forward_backward", "head_and_loss", "clip_and_adam"}
     assert all(seconds > 0 for seconds in result.values())
+
+
+def test_lanes_in_company_script_reports_every_scenario():
+    # As above: the figures are for the README, this keeps the script working.
+    result = load("lanes_in_company").main(cases=((8, 4, 8),), calls=3, callers=2, verbose=False)
+    assert set(result) == {(8, 4, 8)}
+    figures = result[(8, 4, 8)]
+    assert set(figures) == {"free", "busy", "callers"}
+    assert all(value > 0 for value in (*figures["free"], *figures["busy"], figures["callers"]))

@@ -1,5 +1,5 @@
-"""Two lanes (kernels/lanes.py): opt-in, and with it every result matches the reference and the
-one-thread kernels -- split by hidden units (B = 1) or by batch rows -- whether the two lanes pair
+"""Two lanes (kernels/lanes.py): the batch split on by default for large calls, everything with
+FASTRNN_LANES=1, nothing with 0; every result matches the reference and the one-thread kernels -- split by hidden units (B = 1) or by batch rows -- whether the two lanes pair
 up or one of them ends up doing all the work."""
 
 from __future__ import annotations
@@ -137,17 +137,32 @@ def batch_problem(cell, B, H, T, dtype, seed=0):
 
 
 def test_which_batches_take_lanes(monkeypatch):
-    monkeypatch.delenv(lanes.ENV_SWITCH, raising=False)
-    assert lanes.plan(32, 32, 4, np.dtype(np.float32), np.full(32, 256), 256, 32) is None  # opt-in
-    monkeypatch.setenv(lanes.ENV_SWITCH, "1")
+    f32 = np.dtype(np.float32)
+    monkeypatch.setenv(lanes.ENV_SWITCH, "0")
+    assert lanes.plan(32, 32, 4, f32, np.full(32, 256), 256, 32) is None  # switched off
     if numba.get_num_threads() < 2 or not lanes._pool_is_thread_safe():
         pytest.skip("lanes need two Numba threads on a thread-safe pool")
-    f32 = np.dtype(np.float32)
+    for unset in (None, "auto", "yes"):  # by default: the batch split, for large calls only
+        if unset is None:
+            monkeypatch.delenv(lanes.ENV_SWITCH, raising=False)
+        else:
+            monkeypatch.setenv(lanes.ENV_SWITCH, unset)
+        assert lanes.plan(32, 32, 4, f32, np.full(32, 256), 256, 32) == (16, True)  # 2**26 multiply-adds
+        assert lanes.plan(32, 32, 1, f32, np.full(32, 256), 256, 32) == (16, True)  # exactly 2**24
+        assert lanes.plan(32, 32, 4, f32, np.full(32, 32), 32, 32) is None  # 2**23: below the default's size
+        assert lanes.plan(1, 128, 4, f32, np.full(1, 256), 256, 128) is None  # B = 1: opt-in only
+    monkeypatch.setenv(lanes.ENV_SWITCH, "1")
     assert lanes.plan(32, 32, 4, f32, np.full(32, 256), 256, 32) == (16, True)
+    assert lanes.plan(32, 32, 4, f32, np.full(32, 32), 32, 32) == (16, True)  # smaller calls too when on
     assert lanes.plan(5, 64, 4, f32, np.full(5, 256), 256, 64) == (3, True)  # lane 0 takes the odd row
     assert lanes.plan(32, 512, 4, f32, np.full(32, 256), 256, 512) is None  # OpenBLAS's threads do better
     assert lanes.plan(2, 8, 1, f32, np.full(2, 32), 32, 8) is None  # too small to wake the pool
     assert lanes.plan(1, 128, 4, f32, np.full(1, 256), 256, 128) == (lanes.split(128, 4), False)
+    numba.set_num_threads(1)
+    try:
+        assert lanes.plan(32, 32, 4, f32, np.full(32, 256), 256, 32) is None  # one Numba thread
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)

@@ -35,7 +35,9 @@ ms; H=128 fwd 14.6-15.0 -> 12.2-12.6 ms, bwd 22.3-23.4 -> 17.8-18.4 ms; LSTM T=2
 2.2-2.3 -> 0.85-0.89 ms, bwd 1.9-2.0 -> 1.3-1.4 ms; RNN T=256 B=32 H=128 fwd 4.7-5.1 -> 3.8-3.9
 ms, bwd 5.7-6.0 -> 4.0-4.1 ms.
 
-Opt-in, ``FASTRNN_LANES=1`` (see :func:`enabled` for why).  Measured with it
+The batch split is on by default for calls of at least ``BATCH_LANES_BY_DEFAULT_FROM_MACS``
+(:func:`use_batch_lanes`); the rest is opt-in, ``FASTRNN_LANES=1`` (see :func:`enabled` for
+why), and ``FASTRNN_LANES=0`` switches every kind off.  Measured with it
 (float32, alternating processes against the one-thread kernels of the same tree,
 medians of 20 fwd/bwd pairs, ``OPENBLAS`` workers undisturbed): LSTM B=1 H=128
 T=256 fwd 1155-1178 -> 897-913 us, bwd 1421-1439 -> 1167-1198 us; T=32 bwd
@@ -52,7 +54,7 @@ import os
 import numba
 import numpy as np
 
-from .._blas import single_threaded
+from .._blas import SINGLE_THREAD_BELOW_MACS, single_threaded
 from .._jit import compare_swap, cpu_relax, jit, load_acquire, store_release
 from .matmul import column_sums, project
 
@@ -172,18 +174,27 @@ def _pool_is_thread_safe() -> bool:
 ENV_SWITCH = "FASTRNN_LANES"
 
 
-def enabled() -> bool:
-    """Lanes are opt-in (``FASTRNN_LANES=1``, read at every call).
+def switch() -> str:
+    """``FASTRNN_LANES``, read at every call: "1" (every kind of lanes), "0" (none), or anything
+    else, unset included: "auto" (a batch split for large calls only, see
+    :func:`use_batch_lanes`)."""
+    value = os.environ.get(ENV_SWITCH, "")
+    return value if value in ("0", "1") else "auto"
 
-    Why not on by default: the lanes meet by spinning, so they are only fast while each has a
-    core of its own.  A third busy thread stalls them -- and OpenBLAS's idle workers, NumPy's
-    included, spin for about 0.1 s after every threaded product, which a program may make at
-    any time.  ``fastrnn train`` with lanes trained at 11-12 thousand chars/s against 77-80
-    thousand without while its gradient clipping took a threaded ``np.dot`` (66-71 against
-    68-80 thousand once it no longer did).  The one-thread kernels only slow down in such
-    company; two lanes that meet every step fall off a cliff.
+
+def enabled() -> bool:
+    """Every kind of lanes is switched on (``FASTRNN_LANES=1``): also the split of a single
+    sequence (B = 1), and the batch split from smaller calls on.
+
+    Why the B = 1 split is not on by default: its lanes meet by spinning once per step, so
+    they are only fast while each has a core of its own.  A third busy thread stalls them --
+    and OpenBLAS's idle workers, NumPy's included, spin for about 0.1 s after every threaded
+    product, which a program may make at any time.  ``fastrnn train`` with lanes trained at
+    11-12 thousand chars/s against 77-80 thousand without while its gradient clipping took a
+    threaded ``np.dot`` (66-71 against 68-80 thousand once it no longer did).  The one-thread
+    kernels only slow down in such company; two lanes that meet every step fall off a cliff.
     """
-    return os.environ.get(ENV_SWITCH, "0") == "1"
+    return switch() == "1"
 
 
 def use_lanes(B: int, H: int, G: int, dtype: np.dtype, lengths: np.ndarray, T: int) -> bool:
@@ -207,26 +218,37 @@ def use_lanes(B: int, H: int, G: int, dtype: np.dtype, lengths: np.ndarray, T: i
 
 
 BATCH_LANES_UP_TO_MACS = 1 << 21  # per-step product (B*G*H*H) up to which splitting the batch pays
-BATCH_LANES_FROM_MACS = 1 << 20  # whole-call forward multiply-adds from which it pays
+BATCH_LANES_FROM_MACS = 1 << 20  # whole-call forward multiply-adds from which it pays (FASTRNN_LANES=1)
+BATCH_LANES_BY_DEFAULT_FROM_MACS = SINGLE_THREAD_BELOW_MACS  # ... and from which it is on by default
 
 
-def use_batch_lanes(B: int, H: int, G: int, T: int, D: int) -> bool:
+def use_batch_lanes(B: int, H: int, G: int, T: int, D: int, mode: str | None = None) -> bool:
     """Whether a call with a batch (B >= 2) runs on two lanes that split the batch rows: lanes
-    are switched on (:func:`enabled`), with two of Numba's threads to run them, and
+    are not switched off (``mode``, :func:`switch` when None), two of Numba's threads can run
+    them, and
 
     * the per-step product is at most ``BATCH_LANES_UP_TO_MACS``: at B=32 the split paid up
       to H=128 for the LSTM, and above it OpenBLAS's own two threads did better (LSTM B=32
       H=512 T=256 forward steps, one process, medians of 5: 89-90 ms on OpenBLAS's two
       threads against 100-106 ms on two lanes);
-    * the call is large enough to pay for waking Numba's pool (``BATCH_LANES_FROM_MACS``).
+    * the call's forward has at least ``BATCH_LANES_BY_DEFAULT_FROM_MACS`` multiply-adds (by
+      default: the size from which the one-thread kernels run OpenBLAS's products on two
+      threads anyway, see ``fastrnn._blas``), or ``BATCH_LANES_FROM_MACS`` with
+      ``FASTRNN_LANES=1`` (enough to pay for waking Numba's pool).
 
     Sequences in a batch are independent, so these lanes meet once per call (after the input
     projection in the forward, before the weight-gradient products in the backward) rather
-    than once per step.  They are still opt-in: each lane needs a core, and OpenBLAS workers
-    left spinning by a threaded product elsewhere take one (see :func:`enabled`)."""
-    if not (enabled() and B >= 2):
+    than once per step, and a busy third thread slows them no more than it slows the
+    one-thread kernels' threaded products.  Measured with ``examples/lanes_in_company.py``
+    (LSTM fwd+bwd, float32, medians of 30 calls): beside a thread spinning outside the GIL,
+    T=256 B=32 H=32 took 3.2 ms on two lanes against 14.5 ms on one thread (1.9 and 3.4 ms
+    with the cores free), and T=64 B=8 H=64 0.41 against 13.7 ms; four Python threads calling
+    at once finished T=256 B=32 H=128 in 1.06-1.19 s on lanes against 1.80-2.19 s."""
+    mode = switch() if mode is None else mode
+    if mode == "0" or B < 2 or B * G * H * H > BATCH_LANES_UP_TO_MACS:
         return False
-    if not (B * G * H * H <= BATCH_LANES_UP_TO_MACS and T * B * G * H * (D + H) >= BATCH_LANES_FROM_MACS):
+    from_macs = BATCH_LANES_FROM_MACS if mode == "1" else BATCH_LANES_BY_DEFAULT_FROM_MACS
+    if T * B * G * H * (D + H) < from_macs:
         return False
     return numba.get_num_threads() >= 2 and _pool_is_thread_safe()
 
@@ -255,11 +277,12 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def plan(B: int, H: int, G: int, dtype: np.dtype, lengths: np.ndarray, T: int, D: int):
     """How a kernel call runs: ``None`` (the one-thread kernel), or ``(cut, by_batch)`` for
     :func:`run` -- batch rows [0, cut) and [cut, B), or hidden units [0, cut) and [cut, H)."""
-    if not enabled() or _forked_after_lanes:  # enabled() read once here: each read of os.environ costs about 0.5 us
+    mode = switch()  # read once here: each read of os.environ costs about 0.5 us
+    if mode == "0" or _forked_after_lanes:
         return None
-    if use_batch_lanes(B, H, G, T, D):
+    if use_batch_lanes(B, H, G, T, D, mode):
         return ((B + 1) // 2, True)
-    if use_lanes(B, H, G, dtype, lengths, T):
+    if mode == "1" and use_lanes(B, H, G, dtype, lengths, T):
         return (split(H, dtype.itemsize), False)
     return None
 
