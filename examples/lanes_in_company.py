@@ -29,7 +29,7 @@ import fastrnn as fr
 CASES = ((256, 32, 32), (64, 8, 64), (256, 32, 128), (32, 32, 128))
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True)  # not cached: the tests load this file under another module name
 def _spin(n):
     x = 1.0
     for _ in range(n):
