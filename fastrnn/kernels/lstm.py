@@ -16,7 +16,7 @@ from numba import prange
 
 from .._jit import jit, jit_inline, jit_lanes
 from .activations import activate, tanh
-from .lanes import PAIRED, SOLO, batch_rows, meet, pair_up, products_half, project_half
+from .lanes import PAIRED, SOLO, batch_rows, meet, pair_up, products_half, project_half, time_rows
 from .matmul import (ROWS, backward_products, grad_operands, matrix_times_row, project, recurrent_grad,
                      product_form, row_times_matrix_inline, step_operands, step_product)
 
@@ -217,6 +217,20 @@ def _forward_half(x, w_ih, w_hh, b, lengths, h, c, gates, work, lane, cut, ctl):
     lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1)
 
 
+@jit
+def _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut):
+    """Both lanes' shares of the batch split, in turn on one thread (a lane whose partner never
+    came): the same products over the same rows as two paired lanes, so the same result, bit
+    for bit -- a call's result does not depend on how the lanes were scheduled."""
+    T, B = x.shape[0], x.shape[1]
+    for share in range(2):
+        t0, t1 = time_rows(share, T)
+        project(x[t0:t1], w_ih, gates[t0:t1])
+    for share in range(2):
+        b0, b1 = batch_rows(share, cut, B)
+        lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1)
+
+
 @jit_lanes
 def lstm_forward_lanes(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut, ctl, by_batch):
     """``lstm_forward_kernel`` on two threads; ``cut`` splits the batch rows (``by_batch``) or,
@@ -224,7 +238,9 @@ def lstm_forward_lanes(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut, ctl, b
     Falls back to one thread by itself."""
     for lane in prange(2):
         mode = pair_up(ctl)
-        if mode == SOLO:
+        if mode == SOLO and by_batch:
+            _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut)
+        elif mode == SOLO:
             lstm_forward_kernel(x, w_ih, w_hh, b, lengths, h, c, gates, work)
         elif mode == PAIRED and by_batch:
             _forward_half(x, w_ih, w_hh, b, lengths, h, c, gates, work, lane, cut, ctl)
@@ -265,13 +281,26 @@ def _backward_half(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work
     products_half(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db, lane)
 
 
+@jit
+def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, cut):
+    """Both lanes' shares of ``_backward_half`` in turn on one thread; see ``_forward_shares_alone``."""
+    for share in range(2):
+        b0, b1 = batch_rows(share, cut, x.shape[1])
+        lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1)
+    for share in range(2):
+        products_half(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db, share)
+
+
 @jit_lanes
 def lstm_backward_lanes(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, cut, ctl,
                         by_batch):
     """``lstm_backward_kernel`` on two threads; see ``lstm_forward_lanes``."""
     for lane in prange(2):
         mode = pair_up(ctl)
-        if mode == SOLO:
+        if mode == SOLO and by_batch:
+            _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db,
+                                   cut)
+        elif mode == SOLO:
             lstm_backward_kernel(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db)
         elif mode == PAIRED and by_batch:
             _backward_half(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, lane,

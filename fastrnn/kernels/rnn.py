@@ -11,7 +11,7 @@ from numba import prange
 
 from .._jit import jit, jit_inline, jit_lanes
 from .activations import tanh
-from .lanes import PAIRED, SOLO, batch_rows, meet, pair_up, products_half, project_half
+from .lanes import PAIRED, SOLO, batch_rows, meet, pair_up, products_half, project_half, time_rows
 from .matmul import (backward_products, grad_operands, matrix_times_row, project, recurrent_grad,
                      product_form, step_operands, step_product)
 
@@ -126,6 +126,18 @@ def _forward_half(x, w_ih, w_hh, b, lengths, h, work, lane, cut, ctl):
     rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1)
 
 
+@jit
+def _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, work, cut):
+    """Both lanes' shares of the batch split in turn on one thread (see the LSTM's)."""
+    T, B = x.shape[0], x.shape[1]
+    for share in range(2):
+        t0, t1 = time_rows(share, T)
+        project(x[t0:t1], w_ih, h[1:][t0:t1])
+    for share in range(2):
+        b0, b1 = batch_rows(share, cut, B)
+        rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1)
+
+
 @jit_lanes
 def rnn_forward_lanes(x, w_ih, w_hh, b, lengths, h, work, cut, ctl, by_batch):
     """``rnn_forward_kernel`` on two threads; ``cut`` splits the batch rows (``by_batch``) or,
@@ -133,7 +145,9 @@ def rnn_forward_lanes(x, w_ih, w_hh, b, lengths, h, work, cut, ctl, by_batch):
     Falls back to one thread by itself."""
     for lane in prange(2):
         mode = pair_up(ctl)
-        if mode == SOLO:
+        if mode == SOLO and by_batch:
+            _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, work, cut)
+        elif mode == SOLO:
             rnn_forward_kernel(x, w_ih, w_hh, b, lengths, h, work)
         elif mode == PAIRED and by_batch:
             _forward_half(x, w_ih, w_hh, b, lengths, h, work, lane, cut, ctl)
@@ -166,12 +180,24 @@ def _backward_half(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh
     products_half(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db, lane)
 
 
+@jit
+def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, cut):
+    """Both lanes' shares of ``_backward_half`` in turn on one thread (see the LSTM's)."""
+    for share in range(2):
+        b0, b1 = batch_rows(share, cut, x.shape[1])
+        rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1)
+    for share in range(2):
+        products_half(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db, share)
+
+
 @jit_lanes
 def rnn_backward_lanes(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, cut, ctl, by_batch):
     """``rnn_backward_kernel`` on two threads; see ``rnn_forward_lanes``."""
     for lane in prange(2):
         mode = pair_up(ctl)
-        if mode == SOLO:
+        if mode == SOLO and by_batch:
+            _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, cut)
+        elif mode == SOLO:
             rnn_backward_kernel(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db)
         elif mode == PAIRED and by_batch:
             _backward_half(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, lane, cut, ctl)
