@@ -51,8 +51,8 @@ def restart_with_brief_openblas_spin() -> None:
     when it loads, which ``import fastrnn`` has already done, hence a new process."""
     from ..bench import harness
 
-    if "OPENBLAS_THREAD_TIMEOUT" in os.environ or os.name != "posix":
-        return
+    if "OPENBLAS_THREAD_TIMEOUT" in os.environ or os.name != "posix" or not sys.executable:
+        return  # (an embedded interpreter may not know its executable)
     env = dict(os.environ, OPENBLAS_THREAD_TIMEOUT=str(harness.BRIEF_SPIN_TIMEOUT))
     sys.stdout.flush()
     sys.stderr.flush()
