@@ -111,6 +111,22 @@ def project_half(x, w_ih, out, lane, ctl):
 
 
 @jit
+def project_halves(x, w_ih, out):
+    """Both lanes' halves of ``project_half`` in turn, for a lane alone: the same products as a
+    pair computes (a single ``project`` over all steps may round differently)."""
+    for lane in range(2):
+        t0, t1 = time_rows(lane, x.shape[0])
+        project(x[t0:t1], w_ih, out[t0:t1])
+
+
+@jit
+def products_halves(x, w_ih, h, dpre_ih, dpre_hh, dx, dw_ih, dw_hh, db):
+    """Both lanes' shares of ``products_half`` in turn, for a lane alone."""
+    for lane in range(2):
+        products_half(x, w_ih, h, dpre_ih, dpre_hh, dx, dw_ih, dw_hh, db, lane)
+
+
+@jit
 def products_half(x, w_ih, h, dpre_ih, dpre_hh, dx, dw_ih, dw_hh, db, lane):
     """This lane's share of ``backward_products``, after the recurrence: dx for half of the
     steps, and dw_ih with db (lane 0) or dw_hh (lane 1), each formed whole as the one-thread

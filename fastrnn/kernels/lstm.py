@@ -16,7 +16,8 @@ from numba import prange
 
 from .._jit import jit, jit_inline, jit_lanes
 from .activations import activate, tanh
-from .lanes import PAIRED, SOLO, batch_rows, meet, pair_up, products_half, project_half, time_rows
+from .lanes import (PAIRED, SOLO, batch_rows, meet, pair_up, products_half, products_halves, project_half,
+                    project_halves)
 from .matmul import (ROWS, backward_products, grad_operands, matrix_times_row, project, recurrent_grad,
                      product_form, row_times_matrix_inline, step_operands, step_product)
 
@@ -222,12 +223,9 @@ def _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut):
     """Both lanes' shares of the batch split, in turn on one thread (a lane whose partner never
     came): the same products over the same rows as two paired lanes, so the same result, bit
     for bit -- a call's result does not depend on how the lanes were scheduled."""
-    T, B = x.shape[0], x.shape[1]
+    project_halves(x, w_ih, gates)
     for share in range(2):
-        t0, t1 = time_rows(share, T)
-        project(x[t0:t1], w_ih, gates[t0:t1])
-    for share in range(2):
-        b0, b1 = batch_rows(share, cut, B)
+        b0, b1 = batch_rows(share, cut, x.shape[1])
         lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1)
 
 
@@ -287,8 +285,7 @@ def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgat
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
         lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1)
-    for share in range(2):
-        products_half(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db, share)
+    products_halves(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db)
 
 
 @jit_lanes

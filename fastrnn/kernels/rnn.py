@@ -11,7 +11,8 @@ from numba import prange
 
 from .._jit import jit, jit_inline, jit_lanes
 from .activations import tanh
-from .lanes import PAIRED, SOLO, batch_rows, meet, pair_up, products_half, project_half, time_rows
+from .lanes import (PAIRED, SOLO, batch_rows, meet, pair_up, products_half, products_halves, project_half,
+                    project_halves)
 from .matmul import (backward_products, grad_operands, matrix_times_row, project, recurrent_grad,
                      product_form, step_operands, step_product)
 
@@ -129,12 +130,9 @@ def _forward_half(x, w_ih, w_hh, b, lengths, h, work, lane, cut, ctl):
 @jit
 def _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, work, cut):
     """Both lanes' shares of the batch split in turn on one thread (see the LSTM's)."""
-    T, B = x.shape[0], x.shape[1]
+    project_halves(x, w_ih, h[1:])
     for share in range(2):
-        t0, t1 = time_rows(share, T)
-        project(x[t0:t1], w_ih, h[1:][t0:t1])
-    for share in range(2):
-        b0, b1 = batch_rows(share, cut, B)
+        b0, b1 = batch_rows(share, cut, x.shape[1])
         rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1)
 
 
@@ -186,8 +184,7 @@ def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_i
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
         rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1)
-    for share in range(2):
-        products_half(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db, share)
+    products_halves(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db)
 
 
 @jit_lanes
