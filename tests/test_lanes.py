@@ -147,9 +147,9 @@ def test_which_batches_take_lanes(monkeypatch):
             monkeypatch.delenv(lanes.ENV_SWITCH, raising=False)
         else:
             monkeypatch.setenv(lanes.ENV_SWITCH, unset)
-        assert lanes.plan(32, 32, 4, f32, np.full(32, 256), 256, 32) == (16, True)  # 2**26 multiply-adds
-        assert lanes.plan(32, 32, 1, f32, np.full(32, 256), 256, 32) == (16, True)  # exactly 2**24
-        assert lanes.plan(32, 32, 4, f32, np.full(32, 32), 32, 32) is None  # 2**23: below the default's size
+        assert lanes.plan(32, 32, 4, f32, np.full(32, 256), 256, 32) == (16, True)  # exactly 2**26 multiply-adds
+        assert lanes.plan(32, 32, 4, f32, np.full(32, 255), 255, 32) is None  # just below the default's size
+        assert lanes.plan(32, 32, 1, f32, np.full(32, 256), 256, 32) is None  # 2**24
         assert lanes.plan(1, 128, 4, f32, np.full(1, 256), 256, 128) is None  # B = 1: opt-in only
     monkeypatch.setenv(lanes.ENV_SWITCH, "1")
     assert lanes.plan(32, 32, 4, f32, np.full(32, 256), 256, 32) == (16, True)

@@ -54,7 +54,7 @@ import os
 import numba
 import numpy as np
 
-from .._blas import SINGLE_THREAD_BELOW_MACS, single_threaded
+from .._blas import single_threaded
 from .._jit import compare_swap, cpu_relax, jit, load_acquire, store_release
 from .matmul import column_sums, project
 
@@ -235,7 +235,7 @@ def use_lanes(B: int, H: int, G: int, dtype: np.dtype, lengths: np.ndarray, T: i
 
 BATCH_LANES_UP_TO_MACS = 1 << 21  # per-step product (B*G*H*H) up to which splitting the batch pays
 BATCH_LANES_FROM_MACS = 1 << 20  # whole-call forward multiply-adds from which it pays (FASTRNN_LANES=1)
-BATCH_LANES_BY_DEFAULT_FROM_MACS = SINGLE_THREAD_BELOW_MACS  # ... and from which it is on by default
+BATCH_LANES_BY_DEFAULT_FROM_MACS = 1 << 26  # ... and from which it is on by default (use_batch_lanes)
 
 
 def use_batch_lanes(B: int, H: int, G: int, T: int, D: int, mode: str | None = None) -> bool:
@@ -247,19 +247,22 @@ def use_batch_lanes(B: int, H: int, G: int, T: int, D: int, mode: str | None = N
       to H=128 for the LSTM, and above it OpenBLAS's own two threads did better (LSTM B=32
       H=512 T=256 forward steps, one process, medians of 5: 89-90 ms on OpenBLAS's two
       threads against 100-106 ms on two lanes);
-    * the call's forward has at least ``BATCH_LANES_BY_DEFAULT_FROM_MACS`` multiply-adds (by
-      default: the size from which the one-thread kernels run OpenBLAS's products on two
-      threads anyway, see ``fastrnn._blas``), or ``BATCH_LANES_FROM_MACS`` with
-      ``FASTRNN_LANES=1`` (enough to pay for waking Numba's pool).
+    * the call's forward has at least ``BATCH_LANES_BY_DEFAULT_FROM_MACS`` multiply-adds by
+      default, or ``BATCH_LANES_FROM_MACS`` with ``FASTRNN_LANES=1`` (enough to pay for waking
+      Numba's pool).
 
     Sequences in a batch are independent, so these lanes meet once per call (after the input
     projection in the forward, before the weight-gradient products in the backward) rather
-    than once per step, and a busy third thread slows them no more than it slows the
-    one-thread kernels' threaded products.  Measured with ``examples/lanes_in_company.py``
-    (LSTM fwd+bwd, float32, medians of 30 calls): beside a thread spinning outside the GIL,
-    T=256 B=32 H=32 took 3.2 ms on two lanes against 14.5 ms on one thread (1.9 and 3.4 ms
-    with the cores free), and T=64 B=8 H=64 0.41 against 13.7 ms; four Python threads calling
-    at once finished T=256 B=32 H=128 in 1.06-1.19 s on lanes against 1.80-2.19 s."""
+    than once per step.  Why the default starts at 2**26 (a call of a few milliseconds on one
+    thread): a lane whose partner is kept off its core waits up to ``PAIR_SPINS`` and then a
+    scheduler tick costs a whole small call.  Measured with ``examples/lanes_in_company.py``
+    (LSTM fwd+bwd, float32, medians of 30 calls, four runs with lanes off and four on,
+    alternating): at T=64 B=8 H=64 (2**24) lanes gained in one run only (0.40 against
+    0.56-0.58 ms free), and beside a busy thread their 90th percentile was 4.6-24 ms (above 16
+    in three runs) against 4.5-4.6; at T=256 B=32 H=32 (2**26) they took 2.0-3.1 ms free against 3.2-3.8 and 2.6-7.1
+    beside a busy thread against 7.2-7.6, and at T=256 B=32 H=128 four Python threads calling
+    at once got 32-34 ms a call against 50-62.
+    """
     mode = switch() if mode is None else mode
     if mode == "0" or B < 2 or B * G * H * H > BATCH_LANES_UP_TO_MACS:
         return False
