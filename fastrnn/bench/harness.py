@@ -138,8 +138,8 @@ def openblas_spins_briefly() -> bool:
     count) then starts a new one, which spins for 103 ms beside it.  The scheduler at times
     queued that worker on the core of the thread being timed for a whole 4 ms tick: fastrnn's
     LSTM fwd+bwd at T=32, B=1, H=128 took 0.98 ms a call instead of 0.30 in such samples, and
-    the default grid (``fastrnn bench --seq-len 32 256``) reported that case at 594-647 us in
-    two runs out of three, against 314 us.  A program that uses the library does not stop
+    ``fastrnn bench --seq-len 32 256`` reported that case at 594 us in one run and 314 us in
+    another (647 us with ``--cell lstm --mode fwdbwd`` added).  A program that uses the library does not stop
     OpenBLAS's workers, so it never pays this.  With the short timeout nothing is stopped:
     fastrnn's threaded products ran as fast as with the default (LSTM T=256 B=32 H=128,
     B=32 H=512 T=32, B=1 H=512 T=256 and RNN B=32 H=512 T=256, fwd and bwd, alternating
