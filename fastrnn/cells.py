@@ -70,7 +70,7 @@ from ._blas import call_kernel
 from ._memory import empty
 from ._types import (GRUCache, GRUForward, GRUGrads, LSTMCache, LSTMForward, LSTMGrads, LSTMState, RNNCache,
                      RNNForward, RNNGrads)
-from .kernels.gru import gru_backward_kernel, gru_forward_kernel
+from .kernels.gru import gru_backward_kernel, gru_backward_lanes, gru_forward_kernel, gru_forward_lanes
 from .kernels import lanes
 from .kernels.lstm import lstm_backward_kernel, lstm_backward_lanes, lstm_forward_kernel, lstm_forward_lanes
 from .kernels.rnn import rnn_backward_kernel, rnn_backward_lanes, rnn_forward_kernel, rnn_forward_lanes
@@ -334,8 +334,12 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0=None, *, lengths=None, check_finit
     _initial(h, args.states[0])
     work = empty((B, 3 * H), args.dtype)  # (B, 3H)
     D = args.x.shape[2]
-    call_kernel(T * B * 3 * H * (D + H), T * B * 3 * H * max(D, H), gru_forward_kernel,
-                args.x, args.w_ih, args.w_hh, *args.biases, steps, h, gates, recurrent_n, work)
+    kernel_args = (args.x, args.w_ih, args.w_hh, *args.biases, steps, h, gates, recurrent_n, work)
+    how = lanes.plan(B, H, 3, args.dtype, steps, T, D, units=False)
+    if how:
+        lanes.run(gru_forward_lanes, how, *kernel_args)
+    else:
+        call_kernel(T * B * 3 * H * (D + H), T * B * 3 * H * max(D, H), gru_forward_kernel, *kernel_args)
     cache = GRUCache(args.x, args.w_ih, args.w_hh, h, gates, recurrent_n, steps)
     return GRUForward(outputs(h, padded), h[T].copy(), cache)
 
@@ -377,7 +381,11 @@ def gru_backward(dy, cache, dh_n=None, *, check_finite=False) -> GRUGrads:
     dw_hh = empty((3 * H, H), dtype)  # (3H, H)
     db_ih = empty((3 * H,), dtype)  # (3H,)
     db_hh = empty((3 * H,), dtype)  # (3H,)
-    call_kernel(3 * T * B * 3 * H * (D + H), T * B * 3 * H * max(D, H), gru_backward_kernel,
-                dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, cache.gates, cache.recurrent_n,
-                dh, carry, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh)
+    kernel_args = (dy, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.h, cache.gates, cache.recurrent_n,
+                   dh, carry, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh)
+    how = lanes.plan(B, H, 3, dtype, cache.lengths, T, D, units=False)
+    if how:
+        lanes.run(gru_backward_lanes, how, *kernel_args)
+    else:
+        call_kernel(3 * T * B * 3 * H * (D + H), T * B * 3 * H * max(D, H), gru_backward_kernel, *kernel_args)
     return GRUGrads(dx, dw_ih, dw_hh, db_ih, db_hh, dh)

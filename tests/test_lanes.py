@@ -1,6 +1,7 @@
 """Two lanes (kernels/lanes.py): the batch split on by default for large calls, everything with
-FASTRNN_LANES=1, nothing with 0; every result matches the reference and the one-thread kernels -- split by hidden units (B = 1) or by batch rows -- whether the two lanes pair
-up or one of them ends up doing all the work."""
+FASTRNN_LANES=1, nothing with 0; every result matches the reference and the one-thread kernels
+-- split by hidden units (B = 1; LSTM and RNN) or by batch rows (every cell) -- whether the two
+lanes pair up or one of them ends up doing all the work."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import pytest
 
 import fastrnn as fr
 import fastrnn.reference as ref
-from fastrnn.kernels import lanes, lstm, rnn
+from fastrnn.kernels import gru, lanes, lstm, rnn
 
 CELLS = {  # cell: (gates, forward, backward, reference forward, reference backward)
     "lstm": (4, fr.lstm_forward, fr.lstm_backward, ref.lstm_forward, ref.lstm_backward),
     "rnn": (1, fr.rnn_forward, fr.rnn_backward, ref.rnn_forward, ref.rnn_backward),
 }
+# The GRU's drivers split batches only.
+BATCH_CELLS = {**CELLS, "gru": (3, fr.gru_forward, fr.gru_backward, ref.gru_forward, ref.gru_backward)}
 # The smallest hidden size that takes lanes (G*H*H >= LANES_FROM_MACS), and one more that
 # leaves lane 1 an odd number of units (tails in every row loop).
 SIZES = {"lstm": (128, 131), "rnn": (256, 259)}
@@ -128,11 +131,12 @@ def test_a_lane_alone_does_all_the_work(cell):
 
 
 def batch_problem(cell, B, H, T, dtype, seed=0):
-    G = CELLS[cell][0]
+    G = BATCH_CELLS[cell][0]
     rng = np.random.default_rng(seed)
     scale = 1 / np.sqrt(H)
     x = rng.standard_normal((T, B, H)).astype(dtype)
-    weights = [rng.uniform(-scale, scale, shape).astype(dtype) for shape in ((G * H, H), (G * H, H), (G * H,))]
+    biases = ((G * H,), (G * H,)) if cell == "gru" else ((G * H,),)  # b_ih, b_hh or b
+    weights = [rng.uniform(-scale, scale, shape).astype(dtype) for shape in ((G * H, H), (G * H, H), *biases)]
     return (x, *weights), rng.standard_normal((T, B, H)).astype(dtype), rng.integers(1, T + 1, B)
 
 
@@ -158,6 +162,9 @@ def test_which_batches_take_lanes(monkeypatch):
     assert lanes.plan(32, 512, 4, f32, np.full(32, 256), 256, 512) is None  # OpenBLAS's threads do better
     assert lanes.plan(2, 8, 1, f32, np.full(2, 32), 32, 8) is None  # too small to wake the pool
     assert lanes.plan(1, 128, 4, f32, np.full(1, 256), 256, 128) == (lanes.split(128, 4), False)
+    # A cell without the split of a single sequence (the GRU) gets the batch split only.
+    assert lanes.plan(1, 128, 4, f32, np.full(1, 256), 256, 128, units=False) is None
+    assert lanes.plan(32, 32, 3, f32, np.full(32, 32), 32, 32, units=False) == (16, True)
     numba.set_num_threads(1)
     try:
         assert lanes.plan(32, 32, 4, f32, np.full(32, 256), 256, 32) is None  # one Numba thread
@@ -166,20 +173,21 @@ def test_which_batches_take_lanes(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("cell", sorted(BATCH_CELLS))
 def test_batch_lanes_match_the_reference_and_one_thread(cell, dtype, lanes_on, monkeypatch):
     """Split by batch rows -- even and odd B, a lane of one row, padded and full sequences, and
     lanes of 16 rows large enough for the weights-on-the-left product (BLAS_W, in float32)."""
     from fastrnn.kernels.matmul import FORWARD_TRANSPOSED_BELOW_BYTES, WEIGHTS_LEFT_STEPS
 
     monkeypatch.setattr(lanes, "BATCH_LANES_FROM_MACS", 0)  # small problems, the same code path
-    G, forward, backward, ref_forward, ref_backward = CELLS[cell]
+    G, forward, backward, ref_forward, ref_backward = BATCH_CELLS[cell]
     wide = next(H for H in range(1, 1000) if 16 * G * H * H * 4 >= FORWARD_TRANSPOSED_BELOW_BYTES)
+    rows = min(32, lanes.BATCH_LANES_UP_TO_MACS // (G * wide * wide))  # 31 for the GRU: lanes of 16 and 15 rows
     for B, H, T_, padded in [(2, 16, 9, False), (5, 24, 13, True), (32, 8, 6, True), (3, 33, 11, False),
-                             (32, wide, WEIGHTS_LEFT_STEPS, True)]:
+                             (rows, wide, WEIGHTS_LEFT_STEPS, True)]:
         args, dy, lengths = batch_problem(cell, B, H, T_, dtype, seed=B)
         lengths = lengths if padded else None
-        assert lanes.plan(B, H, G, np.dtype(dtype), np.full(B, T_), T_, H) == ((B + 1) // 2, True)
+        assert lanes.plan(B, H, G, np.dtype(dtype), np.full(B, T_), T_, H, units=cell != "gru") == ((B + 1) // 2, True)
         copies = [a.copy() for a in (*args, dy)]
         got = run(lambda *a: forward(*a, lengths=lengths), backward, args, dy)
         for before, after in zip(copies, (*args, dy)):
@@ -196,37 +204,48 @@ def test_batch_lanes_match_the_reference_and_one_thread(cell, dtype, lanes_on, m
             np.testing.assert_allclose(g, o, rtol=tight, atol=tight * np.abs(o).max())
 
 
-@pytest.mark.parametrize("cell", sorted(CELLS))
+DRIVERS = {  # cell: (one-thread forward, backward kernels), (two-lane forward, backward drivers)
+    "lstm": ((lstm.lstm_forward_kernel, lstm.lstm_backward_kernel), (lstm.lstm_forward_lanes, lstm.lstm_backward_lanes)),
+    "rnn": ((rnn.rnn_forward_kernel, rnn.rnn_backward_kernel), (rnn.rnn_forward_lanes, rnn.rnn_backward_lanes)),
+    "gru": ((gru.gru_forward_kernel, gru.gru_backward_kernel), (gru.gru_forward_lanes, gru.gru_backward_lanes)),
+}
+
+
+@pytest.mark.parametrize("cell", sorted(BATCH_CELLS))
 def test_a_batch_lane_alone_does_all_the_work(cell):
     """As ``test_a_lane_alone_does_all_the_work``, for the drivers split by batch rows: a lane
     whose partner never came runs both shares in turn, so the result is the paired lanes' bit for
     bit (and the one-thread kernel's to rounding)."""
     B, H, T_ = 5, 12, 8
-    (x, w_ih, w_hh, b), dy, lengths = batch_problem(cell, B, H, T_, np.float64, seed=4)
-    G = CELLS[cell][0]
+    (x, w_ih, w_hh, *biases), dy, lengths = batch_problem(cell, B, H, T_, np.float64, seed=4)
+    G = BATCH_CELLS[cell][0]
 
     def both(extra):
-        forward_driver = (lstm.lstm_forward_kernel if cell == "lstm" else rnn.rnn_forward_kernel) if not extra else \
-            (lstm.lstm_forward_lanes if cell == "lstm" else rnn.rnn_forward_lanes)
-        backward_driver = (lstm.lstm_backward_kernel if cell == "lstm" else rnn.rnn_backward_kernel) if not extra else \
-            (lstm.lstm_backward_lanes if cell == "lstm" else rnn.rnn_backward_lanes)
+        forward_driver, backward_driver = DRIVERS[cell][1 if extra else 0]
         ctl = [np.zeros(lanes.CTL_SIZE, np.int64), np.zeros(lanes.CTL_SIZE, np.int64)]
         fwd_extra = (extra[0], ctl[0], True) if extra else ()
         bwd_extra = (extra[0], ctl[1], True) if extra else ()
         h = np.zeros((T_ + 1, B, H))
         dh = np.zeros((B, H))
-        dx, dw_ih, dw_hh, db = np.empty_like(x), np.empty_like(w_ih), np.empty_like(w_hh), np.empty_like(b)
+        dx, dw_ih, dw_hh = np.empty_like(x), np.empty_like(w_ih), np.empty_like(w_hh)
+        dbs = [np.empty_like(b) for b in biases]
         if cell == "lstm":
             c, gates = np.zeros((T_ + 1, B, H)), np.empty((T_, B, G * H))
-            forward_driver(x, w_ih, w_hh, b, lengths, h, c, gates, np.empty((B, G * H)), *fwd_extra)
+            forward_driver(x, w_ih, w_hh, *biases, lengths, h, c, gates, np.empty((B, G * H)), *fwd_extra)
             dc = np.zeros((B, H))
             backward_driver(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, np.empty((T_, B, G * H)),
-                            np.empty((B, H)), dx, dw_ih, dw_hh, db, *bwd_extra)
-            return h, c, gates, dh, dc, dx, dw_ih, dw_hh, db
-        forward_driver(x, w_ih, w_hh, b, lengths, h, np.empty((B, H)), *fwd_extra)
+                            np.empty((B, H)), dx, dw_ih, dw_hh, *dbs, *bwd_extra)
+            return h, c, gates, dh, dc, dx, dw_ih, dw_hh, *dbs
+        if cell == "gru":
+            gates, recurrent_n = np.empty((T_, B, G * H)), np.empty((T_, B, H))
+            forward_driver(x, w_ih, w_hh, *biases, lengths, h, gates, recurrent_n, np.empty((B, G * H)), *fwd_extra)
+            backward_driver(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, np.zeros((B, H)),
+                            np.empty((T_, B, G * H)), np.empty((T_, B, G * H)), dx, dw_ih, dw_hh, *dbs, *bwd_extra)
+            return h, gates, recurrent_n, dh, dx, dw_ih, dw_hh, *dbs
+        forward_driver(x, w_ih, w_hh, *biases, lengths, h, np.empty((B, H)), *fwd_extra)
         backward_driver(dy, x, w_ih, w_hh, lengths, h, dh, np.empty((T_, B, H)), np.empty((B, H)),
-                        dx, dw_ih, dw_hh, db, *bwd_extra)
-        return h, dh, dx, dw_ih, dw_hh, db
+                        dx, dw_ih, dw_hh, *dbs, *bwd_extra)
+        return h, dh, dx, dw_ih, dw_hh, *dbs
 
     one = both(())
     numba.set_num_threads(1)

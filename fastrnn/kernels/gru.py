@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit, jit_inline
+from numba import prange
+
+from .._jit import jit, jit_inline, jit_lanes
 from .activations import sigmoid, tanh
+from .lanes import PAIRED, SOLO, batch_rows, meet, pair_up, products_half, products_halves, project_half, project_halves
 from .matmul import (backward_products, column_sums, grad_operands, project, product_form, recurrent_grad,
                      step_operands, step_product)
 
@@ -151,3 +154,87 @@ def _add_row(out, addend):
     """out (H,) += addend (H,)."""
     for j in range(out.shape[0]):
         out[j] += addend[j]
+
+
+# --- two lanes split by batch rows (B >= 2; see kernels/lanes.py) ---------------------------
+# The GRU has no split of a single sequence's hidden units: ``lanes.plan`` is asked for the
+# batch split only.
+
+
+@jit
+def _forward_half(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, lane, cut, ctl):
+    """Lane ``lane``'s share of ``gru_forward_kernel``: half of the input projection, a meeting,
+    then the recurrence of rows [0, cut) or [cut, B), with no further meeting."""
+    project_half(x, w_ih, gates, lane, ctl)
+    b0, b1 = batch_rows(lane, cut, x.shape[1])
+    gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1)
+
+
+@jit
+def _forward_shares_alone(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, cut):
+    """Both lanes' shares in turn on one thread (a lane whose partner never came): the paired
+    lanes' products over the same rows, so their result bit for bit (see the LSTM's)."""
+    project_halves(x, w_ih, gates)
+    for share in range(2):
+        b0, b1 = batch_rows(share, cut, x.shape[1])
+        gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1)
+
+
+@jit_lanes
+def gru_forward_lanes(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, cut, ctl, by_batch):
+    """``gru_forward_kernel`` on two threads splitting the batch rows at ``cut``; ``ctl`` is
+    ``lanes.CTL_SIZE`` int64 zeros; ``by_batch`` is True (the drivers' common signature, see
+    ``lanes.run``).  Falls back to one thread by itself."""
+    for lane in prange(2):
+        mode = pair_up(ctl)
+        if mode == SOLO:
+            _forward_shares_alone(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, cut)
+        elif mode == PAIRED:
+            _forward_half(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, lane, cut, ctl)
+
+
+@jit
+def _products_share(x, w_ih, h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh, lane):
+    """This lane's share of the backward's products: ``lanes.products_half``, and db_hh with
+    dw_hh on lane 1 (lane 0 forms dw_ih and db_ih)."""
+    products_half(x, w_ih, h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, lane)
+    if lane == 1:
+        T, B = x.shape[0], x.shape[1]
+        column_sums(dgates_hh.reshape(T * B, dgates_hh.shape[2]), db_hh)
+
+
+@jit
+def _backward_half(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh,
+                   dx, dw_ih, dw_hh, db_ih, db_hh, lane, cut, ctl):
+    """Lane ``lane``'s share of ``gru_backward_kernel``: the recurrence of rows [0, cut) or
+    [cut, B), a meeting, then its share of the products."""
+    b0, b1 = batch_rows(lane, cut, x.shape[1])
+    gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1)
+    meet(ctl, lane, 1)  # all of dgates_ih and dgates_hh is written
+    _products_share(x, w_ih, h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh, lane)
+
+
+@jit
+def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh,
+                           dx, dw_ih, dw_hh, db_ih, db_hh, cut):
+    """Both lanes' shares of ``_backward_half`` in turn on one thread; see ``_forward_shares_alone``."""
+    for share in range(2):
+        b0, b1 = batch_rows(share, cut, x.shape[1])
+        gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1)
+    products_halves(x, w_ih, h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih)
+    T, B = x.shape[0], x.shape[1]
+    column_sums(dgates_hh.reshape(T * B, dgates_hh.shape[2]), db_hh)
+
+
+@jit_lanes
+def gru_backward_lanes(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh,
+                       dx, dw_ih, dw_hh, db_ih, db_hh, cut, ctl, by_batch):
+    """``gru_backward_kernel`` on two threads; see ``gru_forward_lanes``."""
+    for lane in prange(2):
+        mode = pair_up(ctl)
+        if mode == SOLO:
+            _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih,
+                                   dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh, cut)
+        elif mode == PAIRED:
+            _backward_half(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh,
+                           dx, dw_ih, dw_hh, db_ih, db_hh, lane, cut, ctl)

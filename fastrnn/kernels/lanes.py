@@ -1,5 +1,5 @@
-"""Two lanes: one call split across two threads -- a single sequence's hidden units (B = 1), or
-a batch's rows (B >= 2).
+"""Two lanes: one call split across two threads -- a single sequence's hidden units (B = 1; the
+LSTM and RNN), or a batch's rows (B >= 2; every cell).
 
 Why: at B = 1 each step is a matrix-vector product that streams all of
 ``w_hh`` from cache -- bandwidth-bound on one core (about 110 GB/s from L2
@@ -293,15 +293,16 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def plan(B: int, H: int, G: int, dtype: np.dtype, lengths: np.ndarray, T: int, D: int):
+def plan(B: int, H: int, G: int, dtype: np.dtype, lengths: np.ndarray, T: int, D: int, units: bool = True):
     """How a kernel call runs: ``None`` (the one-thread kernel), or ``(cut, by_batch)`` for
-    :func:`run` -- batch rows [0, cut) and [cut, B), or hidden units [0, cut) and [cut, H)."""
+    :func:`run` -- batch rows [0, cut) and [cut, B), or hidden units [0, cut) and [cut, H).
+    ``units=False`` for a cell whose drivers split batches only (the GRU)."""
     mode = switch()  # read once here: each read of os.environ costs about 0.5 us
     if mode == "0" or _forked_after_lanes:
         return None
     if use_batch_lanes(B, H, G, T, D, mode):
         return ((B + 1) // 2, True)
-    if mode == "1" and use_lanes(B, H, G, dtype, lengths, T):
+    if units and mode == "1" and use_lanes(B, H, G, dtype, lengths, T):
         return (split(H, dtype.itemsize), False)
     return None
 
