@@ -208,9 +208,9 @@ def test_transpose_into(shape, dtype):
 def test_every_forward_product_form_matches_reference(cell, dtype):
     """B == 1 with a small step uses a loop form (ROWS, then DOTS as it grows), anything larger
     BLAS; a batch uses BLAS on a transposed copy (BLAS_T) while its step is small and T pays for
-    the copy, the weights on the left (BLAS_W) past that size for float32 batches of up to 32
+    the copy (or the step has more outputs than OpenBLAS's small path takes), the weights on the left (BLAS_W) past that size for float32 batches of up to 32
     rows, plain BLAS otherwise: every form must match the reference, also with a padded tail."""
-    from fastrnn.kernels.matmul import BLAS, BLAS_T, BLAS_W, DOTS, ROWS, product_form
+    from fastrnn.kernels.matmul import BLAS, BLAS_T, BLAS_W, DOTS, PLAIN_OUTPUTS_UP_TO, ROWS, product_form
 
     G = cell.gates
     itemsize = np.dtype(dtype).itemsize
@@ -222,8 +222,14 @@ def test_every_forward_product_form_matches_reference(cell, dtype):
     sizes = {f: next(H for H in range(2, 2000) if form(1, H) == f) for f in (ROWS, DOTS, BLAS)}
     short = next(H for H in range(1, 2000) if form(2, H) == BLAS)  # T no longer pays for the copy
     wide = next(H for H in range(1, 2000) if form(64, H) == BLAS)  # the step is too large
+    # A step with more outputs than OpenBLAS's small path takes in the plain form: the copy pays
+    # over any two steps, although T*B*64 < G*H*H here.
+    crowded = next(H for H in range(1, 2000) if 4 * G * H > PLAIN_OUTPUTS_UP_TO)
+    assert T * 4 * 64 < G * crowded * crowded
+    assert product_form.py_func(4, G * crowded, crowded, 1, itemsize) == BLAS  # one step: no copy
     cases = [(1, sizes[ROWS], ROWS), (1, sizes[DOTS], DOTS), (1, sizes[DOTS] + 3, DOTS), (1, sizes[BLAS], BLAS),
-             (2, 1, BLAS_T), (2, short - 1, BLAS_T), (2, short, BLAS), (64, wide - 1, BLAS_T), (64, wide, BLAS)]
+             (2, 1, BLAS_T), (2, short - 1, BLAS_T), (2, short, BLAS), (64, wide - 1, BLAS_T), (64, wide, BLAS),
+             (4, crowded, BLAS_T)]
     left = weights_left_sizes(G, itemsize)
     by_weights_left = BLAS_W if itemsize == 4 else BLAS  # float64 keeps BLAS
     cases += [(2, left[2], by_weights_left), (32, left[32], by_weights_left), (33, left[33], BLAS)]

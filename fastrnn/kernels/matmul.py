@@ -81,6 +81,27 @@ both forms alternated in one process (B=32, medians of 20 rounds), ran 1.24x
 (LSTM H=32, T=32 and 256), 1.14-1.24x (GRU H=32) and 1.41x (GRU H=64, T=32)
 faster on the copy.
 
+That step rule was too cautious wherever the plain form leaves OpenBLAS's small-matrix path.
+OpenBLAS's SkylakeX kernels (which it picks on this machine when ``OPENBLAS_CORETYPE`` is
+unset; see README, "Performance") compute a product of at most 100**3 multiply-adds without
+packing its operands, but take the operand ``h_t @ w_hh.T`` reads transposed that way only
+while the output has at most 1200 numbers (``sgemm_small_kernel_permit_skylakex.c``,
+OpenBLAS 0.3.x).  Beyond that, the plain form is packed on every step and the copy paid even
+over two steps.  Time of the plain form over the copy's, copy included, one thread, medians
+of 9: float32 B*G*H > 1200 -- G=4 H=128 B=3 T=2 1.80, T=32 3.83; B=4 1.92 / 5.45; G=3 H=128
+B=4 2.03 / 6.45; G=4 H=64 B=8 1.90 / 4.06; G=1 H=256 B=8 1.84 / 3.60; G=4 H=32 B=16 1.57 /
+2.67 -- against B*G*H <= 1200, where the plain form won over few steps (G=4 H=128 B=2 T=2
+0.33, T=32 0.93; G=3 H=64 B=4 0.48 / 1.54); float64 alike (G=4 H=64 B=8 1.66 / 2.65; G=4
+H=128 B=4 1.27 / 2.72).  Hence ``PLAIN_OUTPUTS_UP_TO``: with more outputs a batch's step
+takes the copy from two steps on.  Public forward, alternating processes against the step
+rule alone (three each, medians of 30-200 calls): float32 LSTM T=32 B=4 H=128 663-835 ->
+272-280 us, B=8 622-962 -> 381-397 us, T=8 B=4 H=128 205-207 -> 107-115 us; GRU T=32 B=8
+H=128 684-742 -> 335-391 us, B=32 (two lanes of 16 rows) 978-1218 -> 643-698 us; RNN T=32 B=8
+H=256 579-910 -> 341-398 us; float64 LSTM T=32 B=4 H=128 882-924 -> 418-452 us; at B*G*H <=
+1200 unchanged (LSTM T=32 B=2 H=128, T=8 B=2 H=64).  With ``OPENBLAS_CORETYPE=Haswell``,
+which has no small-matrix path, the same calls moved within 3% but for LSTM T=8 B=4 H=128
+(277-283 -> 294-320 us): there the copy does not pay back over 8 steps.
+
 Past that size (B*G*H*H*itemsize of at least ``FORWARD_TRANSPOSED_BELOW_BYTES``), a float32
 batch of 2 to 32 rows puts the weights on the left: ``BLAS_W`` computes ``w_hh @ h_t.T``
 into a (G*H, B) landing array and moves it into the (B, G*H) rows (``transpose_into``), and
@@ -122,6 +143,7 @@ BLAS, ROWS, DOTS = 0, 1, 2  # the forward's per-step product forms, see the modu
 BLAS_T = 3  # the per-step product as BLAS on a transposed copy, see the module docstring
 FORWARD_TRANSPOSED_BELOW_BYTES = 1 << 22  # B*G*H*H*itemsize below which a batch's forward takes BLAS_T ...
 FORWARD_TRANSPOSED_ROWS = 64  # ... when T*B*this >= G*H*H (the copy pays)
+PLAIN_OUTPUTS_UP_TO = 1200  # ... or from 2 steps on when the step has more outputs (B*G*H) than this
 GRAD_TRANSPOSED_MACS = 1 << 19  # weights (G*H*H) from which BLAS_T pays, with B == 1 ...
 GRAD_TRANSPOSED_STEPS = 64  # ... and at least this many steps
 BLAS_W = 4  # a batch's per-step product with the weights on the left, see the module docstring
@@ -139,7 +161,8 @@ def product_form(B, rows, inner, T, itemsize):
         if weights_left(B, rows, inner, itemsize):
             return BLAS_W
         small = B * rows * inner * itemsize < FORWARD_TRANSPOSED_BELOW_BYTES
-        return BLAS_T if small and T * B * FORWARD_TRANSPOSED_ROWS >= rows * inner else BLAS
+        pays = T * B * FORWARD_TRANSPOSED_ROWS >= rows * inner or (T >= 2 and B * rows > PLAIN_OUTPUTS_UP_TO)
+        return BLAS_T if small and pays else BLAS
     if rows * inner > SMALL_STEP_MACS:
         return BLAS
     return DOTS if rows * inner >= DOTS_FROM_MACS else ROWS
