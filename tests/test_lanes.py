@@ -176,13 +176,18 @@ def test_which_batches_take_lanes(monkeypatch):
 @pytest.mark.parametrize("cell", sorted(BATCH_CELLS))
 def test_batch_lanes_match_the_reference_and_one_thread(cell, dtype, lanes_on, monkeypatch):
     """Split by batch rows -- even and odd B, a lane of one row, padded and full sequences, and
-    lanes of 16 rows large enough for the weights-on-the-left product (BLAS_W, in float32)."""
-    from fastrnn.kernels.matmul import FORWARD_TRANSPOSED_BELOW_BYTES, WEIGHTS_LEFT_STEPS
+    lanes of 16 rows whose step is too large for OpenBLAS's small path, which a lane computes as
+    two halves (HALVES; the one-thread kernel takes the weights-on-the-left product there)."""
+    from fastrnn.kernels.matmul import (FORWARD_TRANSPOSED_BELOW_BYTES, HALVES, WEIGHTS_LEFT_STEPS, grad_form,
+                                        product_form)
 
     monkeypatch.setattr(lanes, "BATCH_LANES_FROM_MACS", 0)  # small problems, the same code path
     G, forward, backward, ref_forward, ref_backward = BATCH_CELLS[cell]
     wide = next(H for H in range(1, 1000) if 16 * G * H * H * 4 >= FORWARD_TRANSPOSED_BELOW_BYTES)
     rows = min(32, lanes.BATCH_LANES_UP_TO_MACS // (G * wide * wide))  # 31 for the GRU: lanes of 16 and 15 rows
+    for form in (product_form, grad_form):  # lane 0's 16 rows
+        assert form.py_func(16, G * wide, wide, WEIGHTS_LEFT_STEPS, np.dtype(dtype).itemsize, True) == HALVES
+        assert form.py_func(16, G * wide, wide, WEIGHTS_LEFT_STEPS, np.dtype(dtype).itemsize, False) != HALVES
     for B, H, T_, padded in [(2, 16, 9, False), (5, 24, 13, True), (32, 8, 6, True), (3, 33, 11, False),
                              (rows, wide, WEIGHTS_LEFT_STEPS, True)]:
         args, dy, lengths = batch_problem(cell, B, H, T_, dtype, seed=B)

@@ -149,7 +149,7 @@ def test_every_backward_product_form_matches_reference(cell, dtype):
     itemsize = np.dtype(dtype).itemsize
 
     def form(B, rows, inner, T):
-        return grad_form.py_func(B, rows, inner, T, itemsize)
+        return grad_form.py_func(B, rows, inner, T, itemsize, False)
 
     left = weights_left_sizes(G, itemsize)
     by_weights_left = BLAS_W if itemsize == 4 else BLAS  # float64 keeps BLAS
@@ -217,7 +217,7 @@ def test_every_forward_product_form_matches_reference(cell, dtype):
     T = 5
 
     def form(B, H):
-        return product_form.py_func(B, G * H, H, T, itemsize)
+        return product_form.py_func(B, G * H, H, T, itemsize, False)
 
     sizes = {f: next(H for H in range(2, 2000) if form(1, H) == f) for f in (ROWS, DOTS, BLAS)}
     short = next(H for H in range(1, 2000) if form(2, H) == BLAS)  # T no longer pays for the copy
@@ -226,7 +226,7 @@ def test_every_forward_product_form_matches_reference(cell, dtype):
     # over any two steps, although T*B*64 < G*H*H here.
     crowded = next(H for H in range(1, 2000) if 4 * G * H > PLAIN_OUTPUTS_UP_TO)
     assert T * 4 * 64 < G * crowded * crowded
-    assert product_form.py_func(4, G * crowded, crowded, 1, itemsize) == BLAS  # one step: no copy
+    assert product_form.py_func(4, G * crowded, crowded, 1, itemsize, False) == BLAS  # one step: no copy
     cases = [(1, sizes[ROWS], ROWS), (1, sizes[DOTS], DOTS), (1, sizes[DOTS] + 3, DOTS), (1, sizes[BLAS], BLAS),
              (2, 1, BLAS_T), (2, short - 1, BLAS_T), (2, short, BLAS), (64, wide - 1, BLAS_T), (64, wide, BLAS),
              (4, crowded, BLAS_T)]

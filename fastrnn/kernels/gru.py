@@ -53,13 +53,14 @@ def _gates_forward_row(gates, recurrent, b_ih, b_hh, h_prev, h_next, recurrent_n
 
 
 @jit
-def gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1):
+def gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1, alone):
     """The recurrence for batch rows b0:b1: gates (T,B,3H) holds x@w_ih.T on entry and the activated
     [r z n] on exit; h (T+1,B,H) with h[0] set; writes recurrent_n (T,B,H); work (B,3H) scratch.
-    Steps t >= lengths[b] carry sequence b's state; their gates and recurrent_n are zero."""
+    Steps t >= lengths[b] carry sequence b's state; their gates and recurrent_n are zero.
+    ``alone``: the rows are a lane's share, whose BLAS runs on one thread (``matmul.product_form``)."""
     T = gates.shape[0]
     H = w_hh.shape[1]
-    form = product_form(b1 - b0, 3 * H, H, T, w_hh.itemsize)
+    form = product_form(b1 - b0, 3 * H, H, T, w_hh.itemsize, alone)
     w_hh_t, landing = step_operands(w_hh, form, b1 - b0)
     for t in range(T):
         step_product(h[t, b0:b1], w_hh, w_hh_t, landing, form, work[b0:b1])  # (b,H) @ (H,3H) -> (b,3H)
@@ -77,7 +78,7 @@ def gru_forward_kernel(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n
     """x (T,B,D), w_ih (3H,D), w_hh (3H,H), b_ih, b_hh (3H,), lengths (B,); h (T+1,B,H) with h[0]
     set; writes h[1:], gates (T,B,3H, activated r z n) and recurrent_n (T,B,H); work (B,3H) scratch."""
     project(x, w_ih, gates)
-    gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, 0, x.shape[1])
+    gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, 0, x.shape[1], False)
 
 
 # Inlined into the step loop: as a called function it cost about 350 ns a row whatever H
@@ -112,16 +113,17 @@ def _gates_backward_row(gates, recurrent_n, h_prev, dy, dh, carry, dgates_ih, dg
 
 
 @jit
-def gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1):
+def gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1, alone):
     """The dh recurrence for batch rows b0:b1: dy (T,B,H); h, gates, recurrent_n from the forward;
     dh (B,H) holds dh_n on entry and dh0 on exit; carry (B,H) zeroed scratch; writes dgates_ih,
-    dgates_hh (T,B,3H).  Padded steps pass the gradient through and ignore dy."""
+    dgates_hh (T,B,3H).  Padded steps pass the gradient through and ignore dy.  ``alone`` as in
+    ``gru_forward_steps``."""
     T = gates.shape[0]
     # The gradient reaching h[t] is dgates_hh[t] @ w_hh plus z*dh; the GEMM
     # writes dh and the direct part waits in carry, which the next row (or the
     # end) adds, so no extra pass over (B, H) is made per step.  A padded step
     # moves all of dh into carry before the GEMM (of its zero row) clears dh.
-    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T)
+    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T, alone)
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
             if t < lengths[bi]:
@@ -143,7 +145,7 @@ def gru_backward_kernel(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, c
     """dy (T,B,H); cache arrays as in the forward; dh (B,H) holds dh_n on entry and dh0 on exit;
     carry (B,H) zeroed scratch; dgates_ih, dgates_hh (T,B,3H) scratch; writes dx (T,B,D),
     dw_ih (3H,D), dw_hh (3H,H), db_ih, db_hh (3H,)."""
-    gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, 0, x.shape[1])
+    gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, 0, x.shape[1], False)
     backward_products(x, w_ih, h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih)
     T, B = x.shape[0], x.shape[1]
     column_sums(dgates_hh.reshape(T * B, dgates_hh.shape[2]), db_hh)
@@ -167,7 +169,7 @@ def _forward_half(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, wor
     then the recurrence of rows [0, cut) or [cut, B), with no further meeting."""
     project_half(x, w_ih, gates, lane, ctl)
     b0, b1 = batch_rows(lane, cut, x.shape[1])
-    gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1)
+    gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1, True)
 
 
 @jit
@@ -177,7 +179,7 @@ def _forward_shares_alone(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurren
     project_halves(x, w_ih, gates)
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
-        gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1)
+        gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1, True)
 
 
 @jit_lanes
@@ -209,7 +211,7 @@ def _backward_half(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, carry,
     """Lane ``lane``'s share of ``gru_backward_kernel``: the recurrence of rows [0, cut) or
     [cut, B), a meeting, then its share of the products."""
     b0, b1 = batch_rows(lane, cut, x.shape[1])
-    gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1)
+    gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1, True)
     meet(ctl, lane, 1)  # all of dgates_ih and dgates_hh is written
     _products_share(x, w_ih, h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh, lane)
 
@@ -220,7 +222,7 @@ def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh
     """Both lanes' shares of ``_backward_half`` in turn on one thread; see ``_forward_shares_alone``."""
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
-        gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1)
+        gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1, True)
     products_halves(x, w_ih, h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih)
     T, B = x.shape[0], x.shape[1]
     column_sums(dgates_hh.reshape(T * B, dgates_hh.shape[2]), db_hh)

@@ -86,14 +86,14 @@ def _forward_steps_smallest(w_hh, b, length, h, c, gates, work, bi):
 
 
 @jit
-def lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1):
-    """The recurrence for batch rows b0:b1 (the wrappers pass 0:B; running chunks on separate
-    threads was measured slower here, see _blas.py).
-    gates (T,B,4H) holds x@w_ih.T on entry and the activated [i f g o] on exit; h, c (T+1,B,H)
-    with [0] set; work (B,4H) scratch.  Steps t >= lengths[b] carry sequence b's state."""
+def lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1, alone):
+    """The recurrence for batch rows b0:b1 (0:B, or a lane's share of the batch): gates
+    (T,B,4H) holds x@w_ih.T on entry and the activated [i f g o] on exit; h, c (T+1,B,H) with
+    [0] set; work (B,4H) scratch.  Steps t >= lengths[b] carry sequence b's state.  ``alone``:
+    the rows are a lane's share, whose BLAS runs on one thread (``matmul.product_form``)."""
     T = gates.shape[0]
     H = w_hh.shape[1]
-    form = product_form(b1 - b0, 4 * H, H, T, w_hh.itemsize)
+    form = product_form(b1 - b0, 4 * H, H, T, w_hh.itemsize, alone)
     if form == ROWS:
         _forward_steps_smallest(w_hh, b, lengths[b0], h, c, gates, work[b0], b0)
         return
@@ -123,7 +123,7 @@ def lstm_forward_kernel(x, w_ih, w_hh, b, lengths, h, c, gates, work):
     """x (T,B,D), w_ih (4H,D), w_hh (4H,H), b (4H,), lengths (B,); h, c (T+1,B,H) with h[0], c[0]
     set; writes h[1:], c[1:] and gates (T,B,4H, activated i f g o); work (B,4H) scratch."""
     project(x, w_ih, gates)
-    lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, 0, x.shape[1])
+    lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, 0, x.shape[1], False)
 
 
 @jit
@@ -160,13 +160,14 @@ def _gates_backward_span(gates, c_prev, c_next, dy, dh, dc, dgates, dc_prev, j0,
 
 
 @jit
-def lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1):
+def lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1, alone):
     """The dh/dc recurrence for batch rows b0:b1: dy (T,B,H); c, gates from the forward; dh, dc
     (B,H) hold dh_n, dc_n on entry and dh0, dc0 on exit; writes dgates (T,B,4H) (pre-activation);
-    work (B,H) scratch.  Padded steps pass dh, dc through and ignore dy."""
+    work (B,H) scratch.  Padded steps pass dh, dc through and ignore dy.  ``alone`` as in
+    ``lstm_forward_steps``."""
     T = gates.shape[0]
     shortest = lengths[b0:b1].min() if b1 > b0 else T
-    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T)
+    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T, alone)
     after, before = dc, np.empty_like(dc)  # the cell gradients of steps t+1 and t, swapped each step
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
@@ -187,7 +188,7 @@ def lstm_backward_kernel(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates
     """dy (T,B,H); cache arrays as in the forward; dh, dc (B,H) hold dh_n, dc_n on entry and
     dh0, dc0 on exit; dgates (T,B,4H), work (B,H) scratch; writes dx (T,B,D), dw_ih (4H,D),
     dw_hh (4H,H), db (4H,).  Only the dh/dc recurrence is sequential."""
-    lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, 0, x.shape[1])
+    lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, 0, x.shape[1], False)
     backward_products(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db)
 
 
@@ -215,7 +216,7 @@ def _forward_half(x, w_ih, w_hh, b, lengths, h, c, gates, work, lane, cut, ctl):
     projection, a meeting, then rows [0, cut) or [cut, B) of every step, with no further meeting."""
     project_half(x, w_ih, gates, lane, ctl)
     b0, b1 = batch_rows(lane, cut, x.shape[1])
-    lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1)
+    lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1, True)
 
 
 @jit
@@ -226,7 +227,7 @@ def _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut):
     project_halves(x, w_ih, gates)
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
-        lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1)
+        lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1, True)
 
 
 @jit_lanes
@@ -274,7 +275,7 @@ def _backward_half(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work
     """Lane ``lane``'s share of ``lstm_backward_kernel`` split by batch rows: the recurrence of
     rows [0, cut) or [cut, B), a meeting, then its share of the products."""
     b0, b1 = batch_rows(lane, cut, x.shape[1])
-    lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1)
+    lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1, True)
     meet(ctl, lane, 1)  # all of dgates is written
     products_half(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db, lane)
 
@@ -284,7 +285,7 @@ def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgat
     """Both lanes' shares of ``_backward_half`` in turn on one thread; see ``_forward_shares_alone``."""
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
-        lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1)
+        lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1, True)
     products_halves(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db)
 
 

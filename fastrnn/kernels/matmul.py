@@ -128,6 +128,22 @@ medians of 8-15): LSTM B=32 H=128 11.4-13.7 / 18.6-22.3 -> 10.2-10.3 / 18.0-18.4
 B=16 H=128 7.5-7.6 / 10.5-10.8 -> 5.4 / 8.7 ms; LSTM B=2 H=512 48.5-49.9 / 54.0-54.2 -> 30.3
 / 35.4-35.5 ms; RNN B=32 H=512 37.5 / 59.6-60.0 -> 28.3-28.9 / 51.2-51.6 ms; GRU B=32 H=128
 11.1-11.2 / 19.4-19.5 -> 9.4-9.5 / 18.7-18.8 ms.
+
+On a lane (``kernels/lanes.py``), whose BLAS runs on one thread, a step a little too large
+for OpenBLAS's small-matrix path (more than 100**3 multiply-adds, above) runs faster as two
+products over the halves of its rows, each of which fits it: ``HALVES``, the forward on the
+transposed copy, the backward on ``w_hh`` itself.  Per step, one thread, 32 steps, medians of
+15, forward / backward, the form taken before against HALVES: LSTM B=16 H=128 (BLAS_W) 15.0 /
+14.8 against 11.1 / 10.3 us; GRU B=32 H=128 18.7 / 19.2 against 13.6 / 16.0; RNN B=16 H=256
+13.8 / 13.9 against 10.9 / 8.8; LSTM B=4 H=256 37.9 / 40.1 against 27.1 / 23.5.  On
+OpenBLAS's two threads the halves lost (forward 9.8 against 11.3 us at LSTM B=16 H=128) --
+the small path is single-threaded -- so the one-thread kernel, which lets OpenBLAS thread a
+large call, keeps the other forms, and where three or more parts would be needed the split
+lost as well (LSTM B=32 H=128 backward 26.3 against 29.5 us in thirds).  Public forward /
+backward on two lanes, alternating processes against the forms before, three each: LSTM T=32
+B=32 H=128 1010-1019 / 1586-1608 -> 853-899 / 1376-1430 us, T=256 8.5-10.4 / 14.5-15.6 ->
+7.7-7.9 / 12.8-13.5 ms; RNN T=256 B=32 H=256 7.4-7.8 / 12.5-13.0 -> 6.4-7.1 / 10.9-11.4 ms;
+LSTM T=64 B=8 H=256 3.5-3.8 / 4.75-5.1 -> 3.0-3.6 / 3.3-3.6 ms.
 """
 
 from __future__ import annotations
@@ -147,6 +163,8 @@ PLAIN_OUTPUTS_UP_TO = 1200  # ... or from 2 steps on when the step has more outp
 GRAD_TRANSPOSED_MACS = 1 << 19  # weights (G*H*H) from which BLAS_T pays, with B == 1 ...
 GRAD_TRANSPOSED_STEPS = 64  # ... and at least this many steps
 BLAS_W = 4  # a batch's per-step product with the weights on the left, see the module docstring
+HALVES = 5  # ... on a lane: two products over the halves of the batch, see the module docstring
+SMALL_PATH_MACS = 100**3  # the largest product OpenBLAS's SkylakeX kernels take unpacked
 WEIGHTS_LEFT_UP_TO_ROWS = 32  # BLAS_W for float32 batches of 2 to this many rows whose step is not small
 WEIGHTS_LEFT_STEPS = 16  # ... and, in the backward, at least this many steps (the copy pays)
 ALIASED_STRIDE_BYTES = 4096  # rows this far apart (or a multiple) map to the same L1 sets ...
@@ -154,10 +172,20 @@ ALIASED_FROM_ROWS = 16  # ... and from this many such rows ``transpose_into`` wr
 
 
 @jit
-def product_form(B, rows, inner, T, itemsize):
-    """How the forward computes its per-step (B x inner) @ (inner x rows) product over T steps
-    (module docstring)."""
+def halves(B, rows, inner, alone):
+    """Whether a batch's per-step (B x inner) @ (inner x rows) product runs as two halves of its
+    rows (``HALVES``): on one BLAS thread (``alone``), too large for OpenBLAS's small path whole
+    but not halved (module docstring)."""
+    return alone and B * rows * inner > SMALL_PATH_MACS and (B + 1) // 2 * rows * inner <= SMALL_PATH_MACS
+
+
+@jit
+def product_form(B, rows, inner, T, itemsize, alone):
+    """How the forward computes its per-step (B x inner) @ (inner x rows) product over T steps;
+    ``alone``: the caller's BLAS runs on one thread (a lane) (module docstring)."""
     if B != 1:
+        if T >= 2 and halves(B, rows, inner, alone):
+            return HALVES
         if weights_left(B, rows, inner, itemsize):
             return BLAS_W
         small = B * rows * inner * itemsize < FORWARD_TRANSPOSED_BELOW_BYTES
@@ -180,18 +208,21 @@ def weights_left(B, rows, inner, itemsize):
 @jit
 def step_operands(w_hh, form, B):
     """(w_hh_t, landing): what ``step_product`` reads and writes besides w_hh for ``form`` over B
-    rows -- the (H, G*H) transposed copy for ROWS and BLAS_T, the (G*H, B) array BLAS_W's
+    rows -- the (H, G*H) transposed copy for ROWS, BLAS_T and HALVES, the (G*H, B) array BLAS_W's
     product lands in before it is transposed into place; empty otherwise."""
-    w_hh_t = transposed(w_hh) if form == ROWS or form == BLAS_T else w_hh[:0]
+    w_hh_t = transposed(w_hh) if form == ROWS or form == BLAS_T or form == HALVES else w_hh[:0]
     landing = np.empty((w_hh.shape[0] if form == BLAS_W else 0, B), w_hh.dtype)
     return w_hh_t, landing
 
 
 @jit
-def grad_form(B, rows, inner, T, itemsize):
-    """How the backward computes its per-step (B x rows) @ (rows x inner) product (module docstring)."""
+def grad_form(B, rows, inner, T, itemsize, alone):
+    """How the backward computes its per-step (B x rows) @ (rows x inner) product; ``alone`` as
+    in ``product_form`` (module docstring)."""
     if B == 1 and rows * inner <= GRAD_LOOP_MACS and T * 256 >= rows * inner:
         return DOTS
+    if halves(B, rows, inner, alone):
+        return HALVES
     if B == 1 and rows * inner >= GRAD_TRANSPOSED_MACS and T >= GRAD_TRANSPOSED_STEPS:
         return BLAS_T
     if weights_left(B, rows, inner, itemsize) and T >= WEIGHTS_LEFT_STEPS:
@@ -200,13 +231,14 @@ def grad_form(B, rows, inner, T, itemsize):
 
 
 @jit
-def grad_operands(w_hh, B, T):
-    """(form, w_hh_t, landing) for ``recurrent_grad`` over T steps of B rows: the ``grad_form``,
+def grad_operands(w_hh, B, T, alone):
+    """(form, w_hh_t, landing) for ``recurrent_grad`` over T steps of B rows (``alone`` as in
+    ``product_form``): the ``grad_form``,
     the (H, G*H) transposed copy it reads for DOTS, BLAS_T and BLAS_W (else nothing), and for
     BLAS_W the (H, B) array its product lands in before it is transposed into place."""
-    form = grad_form(B, w_hh.shape[0], w_hh.shape[1], T, w_hh.itemsize)
+    form = grad_form(B, w_hh.shape[0], w_hh.shape[1], T, w_hh.itemsize, alone)
     landing = np.empty((w_hh.shape[1] if form == BLAS_W else 0, B), w_hh.dtype)
-    if form == BLAS:
+    if form == BLAS or form == HALVES:
         return form, w_hh[:0], landing
     return form, transposed(w_hh), landing
 
@@ -281,6 +313,10 @@ def step_product(h_t, w_hh, w_hh_t, landing, form, out):
     elif form == BLAS_W:
         np.dot(w_hh, h_t.T, landing)  # (G*H, b), then into the (b, G*H) rows
         transpose_into(landing, out)
+    elif form == HALVES:
+        m = (h_t.shape[0] + 1) // 2
+        np.dot(h_t[:m], w_hh_t, out[:m])
+        np.dot(h_t[m:], w_hh_t, out[m:])
     else:
         np.dot(h_t, w_hh.T, out)
 
@@ -382,6 +418,10 @@ def recurrent_grad(dpre_t, w_hh, w_hh_t, landing, form, lengths, t, all_active, 
     elif form == BLAS_W:
         np.dot(w_hh_t, dpre_t[b0:b1].T, landing)  # (H, b), then into the (b, H) rows
         transpose_into(landing, out[b0:b1])
+    elif form == HALVES:
+        m = b0 + (b1 - b0 + 1) // 2
+        np.dot(dpre_t[b0:m], w_hh, out[b0:m])
+        np.dot(dpre_t[m:b1], w_hh, out[m:b1])
     else:
         np.dot(dpre_t[b0:b1], w_hh, out[b0:b1])
     if all_active:

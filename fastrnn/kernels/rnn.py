@@ -33,12 +33,13 @@ _tanh_row_inline = jit_inline(_tanh_row.py_func)  # for a batch's steps, see rnn
 
 
 @jit
-def rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1):
+def rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1, alone):
     """The recurrence for batch rows b0:b1: h (T+1,B,H) has h[0] set and x@w_ih.T parked in h[1:]
-    on entry, the states on exit; work (B,H) scratch.  Steps t >= lengths[b] carry the state."""
+    on entry, the states on exit; work (B,H) scratch.  Steps t >= lengths[b] carry the state.
+    ``alone``: the rows are a lane's share, whose BLAS runs on one thread (``matmul.product_form``)."""
     T = h.shape[0] - 1
     H = w_hh.shape[1]
-    form = product_form(b1 - b0, H, H, T, w_hh.itemsize)
+    form = product_form(b1 - b0, H, H, T, w_hh.itemsize, alone)
     w_hh_t, landing = step_operands(w_hh, form, b1 - b0)
     # As in the LSTM's forward, a batch's steps where every row is active take the inlined row.
     # The step loops alone, both forms alternated in one process (float32, medians of 20
@@ -63,7 +64,7 @@ def rnn_forward_kernel(x, w_ih, w_hh, b, lengths, h, work):
     """x (T,B,D), w_ih (H,D), w_hh (H,H), b (H,), lengths (B,); h (T+1,B,H) with h[0] set; writes
     h[1:], which first holds the input projection of every step; work (B,H) scratch."""
     project(x, w_ih, h[1:])
-    rnn_forward_steps(w_hh, b, lengths, h, work, 0, x.shape[1])
+    rnn_forward_steps(w_hh, b, lengths, h, work, 0, x.shape[1], False)
 
 
 # Inlined: as a call it cost more than its work.  Public backward, T=256, alternating
@@ -78,13 +79,13 @@ def _tanh_backward_row(h_next, dy, dh, da):
 
 
 @jit
-def rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1):
+def rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1, alone):
     """The dh recurrence for batch rows b0:b1: dy (T,B,H); h from the forward; dh (B,H) holds dh_n
     on entry and dh0 on exit; writes da (T,B,H) (pre-activation grads); work (B,H) scratch.
-    Padded steps pass dh through and ignore dy."""
+    Padded steps pass dh through and ignore dy.  ``alone`` as in ``rnn_forward_steps``."""
     T = da.shape[0]
     shortest = lengths[b0:b1].min() if b1 > b0 else T
-    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T)
+    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T, alone)
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
             if t < lengths[bi]:
@@ -98,7 +99,7 @@ def rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1):
 def rnn_backward_kernel(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db):
     """dy (T,B,H); cache arrays as in the forward; dh (B,H) holds dh_n on entry and dh0 on exit;
     da (T,B,H), work (B,H) scratch; writes dx (T,B,D), dw_ih (H,D), dw_hh (H,H), db (H,)."""
-    rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, 0, x.shape[1])
+    rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, 0, x.shape[1], False)
     backward_products(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db)
 
 
@@ -124,7 +125,7 @@ def _forward_half(x, w_ih, w_hh, b, lengths, h, work, lane, cut, ctl):
     """Lane ``lane``'s share of ``rnn_forward_kernel`` split by batch rows (see the LSTM's)."""
     project_half(x, w_ih, h[1:], lane, ctl)
     b0, b1 = batch_rows(lane, cut, x.shape[1])
-    rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1)
+    rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1, True)
 
 
 @jit
@@ -133,7 +134,7 @@ def _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, work, cut):
     project_halves(x, w_ih, h[1:])
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
-        rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1)
+        rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1, True)
 
 
 @jit_lanes
@@ -173,7 +174,7 @@ def _backward_lane(dy, x, w_ih, w_hh, h, dh, da, dx, dw_ih, dw_hh, db, lane, cut
 def _backward_half(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, lane, cut, ctl):
     """Lane ``lane``'s share of ``rnn_backward_kernel`` split by batch rows (see the LSTM's)."""
     b0, b1 = batch_rows(lane, cut, x.shape[1])
-    rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1)
+    rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1, True)
     meet(ctl, lane, 1)  # all of da is written
     products_half(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db, lane)
 
@@ -183,7 +184,7 @@ def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_i
     """Both lanes' shares of ``_backward_half`` in turn on one thread (see the LSTM's)."""
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
-        rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1)
+        rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1, True)
     products_halves(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db)
 
 
