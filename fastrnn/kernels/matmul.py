@@ -143,7 +143,9 @@ lost as well (LSTM B=32 H=128 backward 26.3 against 29.5 us in thirds).  Public 
 backward on two lanes, alternating processes against the forms before, three each: LSTM T=32
 B=32 H=128 1010-1019 / 1586-1608 -> 853-899 / 1376-1430 us, T=256 8.5-10.4 / 14.5-15.6 ->
 7.7-7.9 / 12.8-13.5 ms; RNN T=256 B=32 H=256 7.4-7.8 / 12.5-13.0 -> 6.4-7.1 / 10.9-11.4 ms;
-LSTM T=64 B=8 H=256 3.5-3.8 / 4.75-5.1 -> 3.0-3.6 / 3.3-3.6 ms.
+LSTM T=64 B=8 H=256 3.5-3.8 / 4.75-5.1 -> 3.0-3.6 / 3.3-3.6 ms; float64 LSTM T=32 B=32
+H=128 2.6-3.0 / 3.9-4.9 -> 2.24-2.36 / 3.3-3.6 ms, T=256 20.9-21.8 / 35.7-37.9 -> 18.5-19.0 /
+30.9-31.8 ms.
 """
 
 from __future__ import annotations
