@@ -169,6 +169,21 @@ def openblas_kernels() -> dict[str, str]:
     return kernels
 
 
+# OpenBLAS kernel families with a small-matrix SGEMM path: products of at most 100**3
+# multiply-adds computed without packing (its kernel/x86_64/KERNEL.SKYLAKEX names
+# sgemm_small_kernel_permit_skylakex.c; KERNEL.COOPERLAKE and KERNEL.SAPPHIRERAPIDS include it).
+SMALL_PATH_KERNELS = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
+
+
+@functools.lru_cache(maxsize=None)
+def has_small_path() -> bool:
+    """Whether SciPy's OpenBLAS (the one Numba's ``np.dot`` calls) runs a kernel family with the
+    small-matrix path, which ``kernels/matmul.py``'s HALVES form relies on: without it (the
+    Haswell kernels, e.g. under ``OPENBLAS_CORETYPE=Haswell``) each half packs the whole weights
+    and the split ran 1.5x slower."""
+    return openblas_kernels().get("scipy", "").lower() in SMALL_PATH_KERNELS
+
+
 def coretype_note() -> str | None:
     """A sentence for benchmark output when the environment pins OpenBLAS's kernel family, else None."""
     pinned = os.environ.get("OPENBLAS_CORETYPE")

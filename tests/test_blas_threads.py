@@ -117,6 +117,20 @@ def test_pinned_coretype_is_reported(core):
     assert f"OPENBLAS_CORETYPE={core} is set" in note
 
 
+@pytest.mark.parametrize("scipy_kernels, expected", [("SkylakeX", True), ("Cooperlake", True), ("SAPPHIRERAPIDS", True),
+                                                     ("Haswell", False), ("Zen", False), (None, False)])
+def test_small_path_follows_scipys_kernel_family(monkeypatch, scipy_kernels, expected):
+    """Lanes split a step into halves only where SciPy's OpenBLAS has the small-matrix path."""
+    kernels = {"numpy": "SkylakeX"} if scipy_kernels is None else {"scipy": scipy_kernels, "numpy": "Haswell"}
+    monkeypatch.setattr(_blas, "openblas_kernels", lambda: kernels)
+    _blas.has_small_path.cache_clear()
+    try:
+        assert _blas.has_small_path() is expected
+    finally:
+        monkeypatch.undo()
+        _blas.has_small_path.cache_clear()
+
+
 def test_no_note_without_a_pinned_coretype(monkeypatch):
     monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
     assert _blas.coretype_note() is None

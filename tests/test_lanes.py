@@ -123,7 +123,7 @@ def test_a_lane_alone_does_all_the_work(cell):
     numba.set_num_threads(1)
     try:
         alone = forward(lstm.lstm_forward_lanes if cell == "lstm" else rnn.rnn_forward_lanes,
-                        cut, np.zeros(lanes.CTL_SIZE, np.int64), False)
+                        cut, np.zeros(lanes.CTL_SIZE, np.int64), False, False)
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     for a, o in zip(alone, one):
@@ -172,16 +172,19 @@ def test_which_batches_take_lanes(monkeypatch):
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
 
+@pytest.mark.parametrize("split", [True, False], ids=["small-path", "no-small-path"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("cell", sorted(BATCH_CELLS))
-def test_batch_lanes_match_the_reference_and_one_thread(cell, dtype, lanes_on, monkeypatch):
+def test_batch_lanes_match_the_reference_and_one_thread(cell, dtype, split, lanes_on, monkeypatch):
     """Split by batch rows -- even and odd B, a lane of one row, padded and full sequences, and
     lanes of 16 rows whose step is too large for OpenBLAS's small path, which a lane computes as
-    two halves (HALVES; the one-thread kernel takes the weights-on-the-left product there)."""
+    two halves where OpenBLAS has that path (HALVES; else, and in the one-thread kernel, the
+    weights-on-the-left product).  Both ways whatever this machine's OpenBLAS runs."""
     from fastrnn.kernels.matmul import (FORWARD_TRANSPOSED_BELOW_BYTES, HALVES, WEIGHTS_LEFT_STEPS, grad_form,
                                         product_form)
 
     monkeypatch.setattr(lanes, "BATCH_LANES_FROM_MACS", 0)  # small problems, the same code path
+    monkeypatch.setattr(lanes, "has_small_path", lambda: split)
     G, forward, backward, ref_forward, ref_backward = BATCH_CELLS[cell]
     wide = next(H for H in range(1, 1000) if 16 * G * H * H * 4 >= FORWARD_TRANSPOSED_BELOW_BYTES)
     rows = min(32, lanes.BATCH_LANES_UP_TO_MACS // (G * wide * wide))  # 31 for the GRU: lanes of 16 and 15 rows
@@ -228,8 +231,8 @@ def test_a_batch_lane_alone_does_all_the_work(cell):
     def both(extra):
         forward_driver, backward_driver = DRIVERS[cell][1 if extra else 0]
         ctl = [np.zeros(lanes.CTL_SIZE, np.int64), np.zeros(lanes.CTL_SIZE, np.int64)]
-        fwd_extra = (extra[0], ctl[0], True) if extra else ()
-        bwd_extra = (extra[0], ctl[1], True) if extra else ()
+        fwd_extra = (extra[0], ctl[0], True, True) if extra else ()
+        bwd_extra = (extra[0], ctl[1], True, True) if extra else ()
         h = np.zeros((T_ + 1, B, H))
         dh = np.zeros((B, H))
         dx, dw_ih, dw_hh = np.empty_like(x), np.empty_like(w_ih), np.empty_like(w_hh)

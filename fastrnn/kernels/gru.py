@@ -53,14 +53,14 @@ def _gates_forward_row(gates, recurrent, b_ih, b_hh, h_prev, h_next, recurrent_n
 
 
 @jit
-def gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1, alone):
+def gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1, split):
     """The recurrence for batch rows b0:b1: gates (T,B,3H) holds x@w_ih.T on entry and the activated
     [r z n] on exit; h (T+1,B,H) with h[0] set; writes recurrent_n (T,B,H); work (B,3H) scratch.
     Steps t >= lengths[b] carry sequence b's state; their gates and recurrent_n are zero.
-    ``alone``: the rows are a lane's share, whose BLAS runs on one thread (``matmul.product_form``)."""
+    ``split``: a step too large for OpenBLAS's small path may run as two halves (``matmul.halves``)."""
     T = gates.shape[0]
     H = w_hh.shape[1]
-    form = product_form(b1 - b0, 3 * H, H, T, w_hh.itemsize, alone)
+    form = product_form(b1 - b0, 3 * H, H, T, w_hh.itemsize, split)
     w_hh_t, landing = step_operands(w_hh, form, b1 - b0)
     for t in range(T):
         step_product(h[t, b0:b1], w_hh, w_hh_t, landing, form, work[b0:b1])  # (b,H) @ (H,3H) -> (b,3H)
@@ -113,17 +113,17 @@ def _gates_backward_row(gates, recurrent_n, h_prev, dy, dh, carry, dgates_ih, dg
 
 
 @jit
-def gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1, alone):
+def gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1, split):
     """The dh recurrence for batch rows b0:b1: dy (T,B,H); h, gates, recurrent_n from the forward;
     dh (B,H) holds dh_n on entry and dh0 on exit; carry (B,H) zeroed scratch; writes dgates_ih,
-    dgates_hh (T,B,3H).  Padded steps pass the gradient through and ignore dy.  ``alone`` as in
+    dgates_hh (T,B,3H).  Padded steps pass the gradient through and ignore dy.  ``split`` as in
     ``gru_forward_steps``."""
     T = gates.shape[0]
     # The gradient reaching h[t] is dgates_hh[t] @ w_hh plus z*dh; the GEMM
     # writes dh and the direct part waits in carry, which the next row (or the
     # end) adds, so no extra pass over (B, H) is made per step.  A padded step
     # moves all of dh into carry before the GEMM (of its zero row) clears dh.
-    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T, alone)
+    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T, split)
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
             if t < lengths[bi]:
@@ -164,35 +164,35 @@ def _add_row(out, addend):
 
 
 @jit
-def _forward_half(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, lane, cut, ctl):
+def _forward_half(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, lane, cut, ctl, split):
     """Lane ``lane``'s share of ``gru_forward_kernel``: half of the input projection, a meeting,
     then the recurrence of rows [0, cut) or [cut, B), with no further meeting."""
     project_half(x, w_ih, gates, lane, ctl)
     b0, b1 = batch_rows(lane, cut, x.shape[1])
-    gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1, True)
+    gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1, split)
 
 
 @jit
-def _forward_shares_alone(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, cut):
+def _forward_shares_alone(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, cut, split):
     """Both lanes' shares in turn on one thread (a lane whose partner never came): the paired
     lanes' products over the same rows, so their result bit for bit (see the LSTM's)."""
     project_halves(x, w_ih, gates)
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
-        gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1, True)
+        gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0, b1, split)
 
 
 @jit_lanes
-def gru_forward_lanes(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, cut, ctl, by_batch):
+def gru_forward_lanes(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, cut, ctl, by_batch, split):
     """``gru_forward_kernel`` on two threads splitting the batch rows at ``cut``; ``ctl`` is
     ``lanes.CTL_SIZE`` int64 zeros; ``by_batch`` is True (the drivers' common signature, see
-    ``lanes.run``).  Falls back to one thread by itself."""
+    ``lanes.run``); ``split`` as in ``lstm_forward_lanes``.  Falls back to one thread by itself."""
     for lane in prange(2):
         mode = pair_up(ctl)
         if mode == SOLO:
-            _forward_shares_alone(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, cut)
+            _forward_shares_alone(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, cut, split)
         elif mode == PAIRED:
-            _forward_half(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, lane, cut, ctl)
+            _forward_half(x, w_ih, w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, lane, cut, ctl, split)
 
 
 @jit
@@ -207,22 +207,22 @@ def _products_share(x, w_ih, h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, d
 
 @jit
 def _backward_half(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh,
-                   dx, dw_ih, dw_hh, db_ih, db_hh, lane, cut, ctl):
+                   dx, dw_ih, dw_hh, db_ih, db_hh, lane, cut, ctl, split):
     """Lane ``lane``'s share of ``gru_backward_kernel``: the recurrence of rows [0, cut) or
     [cut, B), a meeting, then its share of the products."""
     b0, b1 = batch_rows(lane, cut, x.shape[1])
-    gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1, True)
+    gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1, split)
     meet(ctl, lane, 1)  # all of dgates_ih and dgates_hh is written
     _products_share(x, w_ih, h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh, lane)
 
 
 @jit
 def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh,
-                           dx, dw_ih, dw_hh, db_ih, db_hh, cut):
+                           dx, dw_ih, dw_hh, db_ih, db_hh, cut, split):
     """Both lanes' shares of ``_backward_half`` in turn on one thread; see ``_forward_shares_alone``."""
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
-        gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1, True)
+        gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1, split)
     products_halves(x, w_ih, h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih)
     T, B = x.shape[0], x.shape[1]
     column_sums(dgates_hh.reshape(T * B, dgates_hh.shape[2]), db_hh)
@@ -230,13 +230,13 @@ def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh
 
 @jit_lanes
 def gru_backward_lanes(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh,
-                       dx, dw_ih, dw_hh, db_ih, db_hh, cut, ctl, by_batch):
+                       dx, dw_ih, dw_hh, db_ih, db_hh, cut, ctl, by_batch, split):
     """``gru_backward_kernel`` on two threads; see ``gru_forward_lanes``."""
     for lane in prange(2):
         mode = pair_up(ctl)
         if mode == SOLO:
             _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih,
-                                   dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh, cut)
+                                   dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh, cut, split)
         elif mode == PAIRED:
             _backward_half(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh,
-                           dx, dw_ih, dw_hh, db_ih, db_hh, lane, cut, ctl)
+                           dx, dw_ih, dw_hh, db_ih, db_hh, lane, cut, ctl, split)

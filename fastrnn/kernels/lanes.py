@@ -54,7 +54,7 @@ import os
 import numba
 import numpy as np
 
-from .._blas import single_threaded
+from .._blas import has_small_path, single_threaded
 from .._jit import compare_swap, cpu_relax, jit, load_acquire, store_release
 from .matmul import column_sums, project
 
@@ -308,11 +308,13 @@ def plan(B: int, H: int, G: int, dtype: np.dtype, lengths: np.ndarray, T: int, D
 
 
 def run(kernel, how, *args) -> None:
-    """``kernel(*args, cut, ctl, by_batch)`` for a two-lane driver and a :func:`plan`, with
-    SciPy's BLAS on one thread: each lane calls BLAS itself, and OpenBLAS's own workers,
-    spinning after a threaded product, would take the core the other lane runs on."""
+    """``kernel(*args, cut, ctl, by_batch, split)`` for a two-lane driver and a :func:`plan`,
+    with SciPy's BLAS on one thread: each lane calls BLAS itself, and OpenBLAS's own workers,
+    spinning after a threaded product, would take the core the other lane runs on.  ``split``:
+    that OpenBLAS has the small-matrix path, so a lane's step just too large for it runs as two
+    halves (``matmul.halves``)."""
     global _launched
     cut, by_batch = how
     _launched = True
     with single_threaded():
-        kernel(*args, cut, np.zeros(CTL_SIZE, np.int64), by_batch)
+        kernel(*args, cut, np.zeros(CTL_SIZE, np.int64), by_batch, has_small_path())

@@ -86,14 +86,14 @@ def _forward_steps_smallest(w_hh, b, length, h, c, gates, work, bi):
 
 
 @jit
-def lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1, alone):
+def lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1, split):
     """The recurrence for batch rows b0:b1 (0:B, or a lane's share of the batch): gates
     (T,B,4H) holds x@w_ih.T on entry and the activated [i f g o] on exit; h, c (T+1,B,H) with
-    [0] set; work (B,4H) scratch.  Steps t >= lengths[b] carry sequence b's state.  ``alone``:
-    the rows are a lane's share, whose BLAS runs on one thread (``matmul.product_form``)."""
+    [0] set; work (B,4H) scratch.  Steps t >= lengths[b] carry sequence b's state.  ``split``: a
+    step too large for OpenBLAS's small path may run as two halves (``matmul.halves``)."""
     T = gates.shape[0]
     H = w_hh.shape[1]
-    form = product_form(b1 - b0, 4 * H, H, T, w_hh.itemsize, alone)
+    form = product_form(b1 - b0, 4 * H, H, T, w_hh.itemsize, split)
     if form == ROWS:
         _forward_steps_smallest(w_hh, b, lengths[b0], h, c, gates, work[b0], b0)
         return
@@ -160,14 +160,14 @@ def _gates_backward_span(gates, c_prev, c_next, dy, dh, dc, dgates, dc_prev, j0,
 
 
 @jit
-def lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1, alone):
+def lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1, split):
     """The dh/dc recurrence for batch rows b0:b1: dy (T,B,H); c, gates from the forward; dh, dc
     (B,H) hold dh_n, dc_n on entry and dh0, dc0 on exit; writes dgates (T,B,4H) (pre-activation);
-    work (B,H) scratch.  Padded steps pass dh, dc through and ignore dy.  ``alone`` as in
+    work (B,H) scratch.  Padded steps pass dh, dc through and ignore dy.  ``split`` as in
     ``lstm_forward_steps``."""
     T = gates.shape[0]
     shortest = lengths[b0:b1].min() if b1 > b0 else T
-    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T, alone)
+    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T, split)
     after, before = dc, np.empty_like(dc)  # the cell gradients of steps t+1 and t, swapped each step
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
@@ -211,38 +211,39 @@ def _forward_lane(x, w_ih, w_hh, b, h, c, gates, work, lane, cut, ctl):
 
 
 @jit
-def _forward_half(x, w_ih, w_hh, b, lengths, h, c, gates, work, lane, cut, ctl):
+def _forward_half(x, w_ih, w_hh, b, lengths, h, c, gates, work, lane, cut, ctl, split):
     """Lane ``lane``'s share of ``lstm_forward_kernel`` split by batch rows: half of the input
     projection, a meeting, then rows [0, cut) or [cut, B) of every step, with no further meeting."""
     project_half(x, w_ih, gates, lane, ctl)
     b0, b1 = batch_rows(lane, cut, x.shape[1])
-    lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1, True)
+    lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1, split)
 
 
 @jit
-def _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut):
+def _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut, split):
     """Both lanes' shares of the batch split, in turn on one thread (a lane whose partner never
     came): the same products over the same rows as two paired lanes, so the same result, bit
     for bit -- a call's result does not depend on how the lanes were scheduled."""
     project_halves(x, w_ih, gates)
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
-        lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1, True)
+        lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1, split)
 
 
 @jit_lanes
-def lstm_forward_lanes(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut, ctl, by_batch):
+def lstm_forward_lanes(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut, ctl, by_batch, split):
     """``lstm_forward_kernel`` on two threads; ``cut`` splits the batch rows (``by_batch``) or,
-    for B == 1 with no padding, the hidden units; ``ctl`` is ``lanes.CTL_SIZE`` int64 zeros.
-    Falls back to one thread by itself."""
+    for B == 1 with no padding, the hidden units; ``ctl`` is ``lanes.CTL_SIZE`` int64 zeros;
+    ``split`` lets a batch lane's step run as two halves (``matmul.halves``).  Falls back to one
+    thread by itself."""
     for lane in prange(2):
         mode = pair_up(ctl)
         if mode == SOLO and by_batch:
-            _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut)
+            _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, c, gates, work, cut, split)
         elif mode == SOLO:
             lstm_forward_kernel(x, w_ih, w_hh, b, lengths, h, c, gates, work)
         elif mode == PAIRED and by_batch:
-            _forward_half(x, w_ih, w_hh, b, lengths, h, c, gates, work, lane, cut, ctl)
+            _forward_half(x, w_ih, w_hh, b, lengths, h, c, gates, work, lane, cut, ctl, split)
         elif mode == PAIRED:
             _forward_lane(x, w_ih, w_hh, b, h, c, gates, work, lane, cut, ctl)
 
@@ -271,37 +272,38 @@ def _backward_lane(dy, x, w_ih, w_hh, h, c, gates, dh, dc, dgates, spare, dx, dw
 
 @jit
 def _backward_half(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, lane, cut,
-                   ctl):
+                   ctl, split):
     """Lane ``lane``'s share of ``lstm_backward_kernel`` split by batch rows: the recurrence of
     rows [0, cut) or [cut, B), a meeting, then its share of the products."""
     b0, b1 = batch_rows(lane, cut, x.shape[1])
-    lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1, True)
+    lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1, split)
     meet(ctl, lane, 1)  # all of dgates is written
     products_half(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db, lane)
 
 
 @jit
-def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, cut):
+def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, cut,
+                           split):
     """Both lanes' shares of ``_backward_half`` in turn on one thread; see ``_forward_shares_alone``."""
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
-        lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1, True)
+        lstm_backward_steps(dy, w_hh, lengths, c, gates, dh, dc, dgates, work, b0, b1, split)
     products_halves(x, w_ih, h, dgates, dgates, dx, dw_ih, dw_hh, db)
 
 
 @jit_lanes
 def lstm_backward_lanes(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, cut, ctl,
-                        by_batch):
+                        by_batch, split):
     """``lstm_backward_kernel`` on two threads; see ``lstm_forward_lanes``."""
     for lane in prange(2):
         mode = pair_up(ctl)
         if mode == SOLO and by_batch:
             _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db,
-                                   cut)
+                                   cut, split)
         elif mode == SOLO:
             lstm_backward_kernel(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db)
         elif mode == PAIRED and by_batch:
             _backward_half(dy, x, w_ih, w_hh, lengths, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, lane,
-                           cut, ctl)
+                           cut, ctl, split)
         elif mode == PAIRED:
             _backward_lane(dy, x, w_ih, w_hh, h, c, gates, dh, dc, dgates, work, dx, dw_ih, dw_hh, db, lane, cut, ctl)

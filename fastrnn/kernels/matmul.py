@@ -139,7 +139,12 @@ transposed copy, the backward on ``w_hh`` itself.  Per step, one thread, 32 step
 OpenBLAS's two threads the halves lost (forward 9.8 against 11.3 us at LSTM B=16 H=128) --
 the small path is single-threaded -- so the one-thread kernel, which lets OpenBLAS thread a
 large call, keeps the other forms, and where three or more parts would be needed the split
-lost as well (LSTM B=32 H=128 backward 26.3 against 29.5 us in thirds).  Public forward /
+lost as well (LSTM B=32 H=128 backward 26.3 against 29.5 us in thirds).  Without the small
+path (OpenBLAS's Haswell kernels, ``OPENBLAS_CORETYPE=Haswell``) each half packs the whole
+weights, and the split lost badly: ``fastrnn bench --cell lstm --batch 32 --hidden 128
+--seq-len 32 --mode fwdbwd --impl fastrnn`` took 4.28-4.46 ms before against 6.39-7.04 ms,
+three runs each.  So lanes split only where SciPy's OpenBLAS has the path
+(``_blas.has_small_path``).  Public forward /
 backward on two lanes, alternating processes against the forms before, three each: LSTM T=32
 B=32 H=128 1010-1019 / 1586-1608 -> 853-899 / 1376-1430 us, T=256 8.5-10.4 / 14.5-15.6 ->
 7.7-7.9 / 12.8-13.5 ms; RNN T=256 B=32 H=256 7.4-7.8 / 12.5-13.0 -> 6.4-7.1 / 10.9-11.4 ms;
@@ -174,19 +179,20 @@ ALIASED_FROM_ROWS = 16  # ... and from this many such rows ``transpose_into`` wr
 
 
 @jit
-def halves(B, rows, inner, alone):
+def halves(B, rows, inner, split):
     """Whether a batch's per-step (B x inner) @ (inner x rows) product runs as two halves of its
-    rows (``HALVES``): on one BLAS thread (``alone``), too large for OpenBLAS's small path whole
-    but not halved (module docstring)."""
-    return alone and B * rows * inner > SMALL_PATH_MACS and (B + 1) // 2 * rows * inner <= SMALL_PATH_MACS
+    rows (``HALVES``): ``split`` allows it (a lane, whose BLAS runs on one thread, of an OpenBLAS
+    with the small path: ``lanes.run``), and the step is too large for that path whole but not
+    halved (module docstring)."""
+    return split and B * rows * inner > SMALL_PATH_MACS and (B + 1) // 2 * rows * inner <= SMALL_PATH_MACS
 
 
 @jit
-def product_form(B, rows, inner, T, itemsize, alone):
+def product_form(B, rows, inner, T, itemsize, split):
     """How the forward computes its per-step (B x inner) @ (inner x rows) product over T steps;
-    ``alone``: the caller's BLAS runs on one thread (a lane) (module docstring)."""
+    ``split`` as in ``halves`` (module docstring)."""
     if B != 1:
-        if T >= 2 and halves(B, rows, inner, alone):
+        if T >= 2 and halves(B, rows, inner, split):
             return HALVES
         if weights_left(B, rows, inner, itemsize):
             return BLAS_W
@@ -218,12 +224,12 @@ def step_operands(w_hh, form, B):
 
 
 @jit
-def grad_form(B, rows, inner, T, itemsize, alone):
-    """How the backward computes its per-step (B x rows) @ (rows x inner) product; ``alone`` as
-    in ``product_form`` (module docstring)."""
+def grad_form(B, rows, inner, T, itemsize, split):
+    """How the backward computes its per-step (B x rows) @ (rows x inner) product; ``split`` as
+    in ``halves`` (module docstring)."""
     if B == 1 and rows * inner <= GRAD_LOOP_MACS and T * 256 >= rows * inner:
         return DOTS
-    if halves(B, rows, inner, alone):
+    if halves(B, rows, inner, split):
         return HALVES
     if B == 1 and rows * inner >= GRAD_TRANSPOSED_MACS and T >= GRAD_TRANSPOSED_STEPS:
         return BLAS_T
@@ -233,12 +239,12 @@ def grad_form(B, rows, inner, T, itemsize, alone):
 
 
 @jit
-def grad_operands(w_hh, B, T, alone):
-    """(form, w_hh_t, landing) for ``recurrent_grad`` over T steps of B rows (``alone`` as in
-    ``product_form``): the ``grad_form``,
+def grad_operands(w_hh, B, T, split):
+    """(form, w_hh_t, landing) for ``recurrent_grad`` over T steps of B rows (``split`` as in
+    ``halves``): the ``grad_form``,
     the (H, G*H) transposed copy it reads for DOTS, BLAS_T and BLAS_W (else nothing), and for
     BLAS_W the (H, B) array its product lands in before it is transposed into place."""
-    form = grad_form(B, w_hh.shape[0], w_hh.shape[1], T, w_hh.itemsize, alone)
+    form = grad_form(B, w_hh.shape[0], w_hh.shape[1], T, w_hh.itemsize, split)
     landing = np.empty((w_hh.shape[1] if form == BLAS_W else 0, B), w_hh.dtype)
     if form == BLAS or form == HALVES:
         return form, w_hh[:0], landing

@@ -33,13 +33,13 @@ _tanh_row_inline = jit_inline(_tanh_row.py_func)  # for a batch's steps, see rnn
 
 
 @jit
-def rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1, alone):
+def rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1, split):
     """The recurrence for batch rows b0:b1: h (T+1,B,H) has h[0] set and x@w_ih.T parked in h[1:]
     on entry, the states on exit; work (B,H) scratch.  Steps t >= lengths[b] carry the state.
-    ``alone``: the rows are a lane's share, whose BLAS runs on one thread (``matmul.product_form``)."""
+    ``split``: a step too large for OpenBLAS's small path may run as two halves (``matmul.halves``)."""
     T = h.shape[0] - 1
     H = w_hh.shape[1]
-    form = product_form(b1 - b0, H, H, T, w_hh.itemsize, alone)
+    form = product_form(b1 - b0, H, H, T, w_hh.itemsize, split)
     w_hh_t, landing = step_operands(w_hh, form, b1 - b0)
     # As in the LSTM's forward, a batch's steps where every row is active take the inlined row.
     # The step loops alone, both forms alternated in one process (float32, medians of 20
@@ -79,13 +79,13 @@ def _tanh_backward_row(h_next, dy, dh, da):
 
 
 @jit
-def rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1, alone):
+def rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1, split):
     """The dh recurrence for batch rows b0:b1: dy (T,B,H); h from the forward; dh (B,H) holds dh_n
     on entry and dh0 on exit; writes da (T,B,H) (pre-activation grads); work (B,H) scratch.
-    Padded steps pass dh through and ignore dy.  ``alone`` as in ``rnn_forward_steps``."""
+    Padded steps pass dh through and ignore dy.  ``split`` as in ``rnn_forward_steps``."""
     T = da.shape[0]
     shortest = lengths[b0:b1].min() if b1 > b0 else T
-    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T, alone)
+    form, w_hh_t, landing = grad_operands(w_hh, b1 - b0, T, split)
     for t in range(T - 1, -1, -1):
         for bi in range(b0, b1):
             if t < lengths[bi]:
@@ -121,35 +121,36 @@ def _forward_lane(x, w_ih, w_hh, b, h, work, lane, cut, ctl):
 
 
 @jit
-def _forward_half(x, w_ih, w_hh, b, lengths, h, work, lane, cut, ctl):
+def _forward_half(x, w_ih, w_hh, b, lengths, h, work, lane, cut, ctl, split):
     """Lane ``lane``'s share of ``rnn_forward_kernel`` split by batch rows (see the LSTM's)."""
     project_half(x, w_ih, h[1:], lane, ctl)
     b0, b1 = batch_rows(lane, cut, x.shape[1])
-    rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1, True)
+    rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1, split)
 
 
 @jit
-def _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, work, cut):
+def _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, work, cut, split):
     """Both lanes' shares of the batch split in turn on one thread (see the LSTM's)."""
     project_halves(x, w_ih, h[1:])
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
-        rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1, True)
+        rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1, split)
 
 
 @jit_lanes
-def rnn_forward_lanes(x, w_ih, w_hh, b, lengths, h, work, cut, ctl, by_batch):
+def rnn_forward_lanes(x, w_ih, w_hh, b, lengths, h, work, cut, ctl, by_batch, split):
     """``rnn_forward_kernel`` on two threads; ``cut`` splits the batch rows (``by_batch``) or,
-    for B == 1 with no padding, the hidden units; ``ctl`` is ``lanes.CTL_SIZE`` int64 zeros.
-    Falls back to one thread by itself."""
+    for B == 1 with no padding, the hidden units; ``ctl`` is ``lanes.CTL_SIZE`` int64 zeros;
+    ``split`` lets a batch lane's step run as two halves (``matmul.halves``).  Falls back to one
+    thread by itself."""
     for lane in prange(2):
         mode = pair_up(ctl)
         if mode == SOLO and by_batch:
-            _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, work, cut)
+            _forward_shares_alone(x, w_ih, w_hh, b, lengths, h, work, cut, split)
         elif mode == SOLO:
             rnn_forward_kernel(x, w_ih, w_hh, b, lengths, h, work)
         elif mode == PAIRED and by_batch:
-            _forward_half(x, w_ih, w_hh, b, lengths, h, work, lane, cut, ctl)
+            _forward_half(x, w_ih, w_hh, b, lengths, h, work, lane, cut, ctl, split)
         elif mode == PAIRED:
             _forward_lane(x, w_ih, w_hh, b, h, work, lane, cut, ctl)
 
@@ -171,33 +172,33 @@ def _backward_lane(dy, x, w_ih, w_hh, h, dh, da, dx, dw_ih, dw_hh, db, lane, cut
 
 
 @jit
-def _backward_half(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, lane, cut, ctl):
+def _backward_half(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, lane, cut, ctl, split):
     """Lane ``lane``'s share of ``rnn_backward_kernel`` split by batch rows (see the LSTM's)."""
     b0, b1 = batch_rows(lane, cut, x.shape[1])
-    rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1, True)
+    rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1, split)
     meet(ctl, lane, 1)  # all of da is written
     products_half(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db, lane)
 
 
 @jit
-def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, cut):
+def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, cut, split):
     """Both lanes' shares of ``_backward_half`` in turn on one thread (see the LSTM's)."""
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
-        rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1, True)
+        rnn_backward_steps(dy, w_hh, lengths, h, dh, da, work, b0, b1, split)
     products_halves(x, w_ih, h, da, da, dx, dw_ih, dw_hh, db)
 
 
 @jit_lanes
-def rnn_backward_lanes(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, cut, ctl, by_batch):
+def rnn_backward_lanes(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, cut, ctl, by_batch, split):
     """``rnn_backward_kernel`` on two threads; see ``rnn_forward_lanes``."""
     for lane in prange(2):
         mode = pair_up(ctl)
         if mode == SOLO and by_batch:
-            _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, cut)
+            _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, cut, split)
         elif mode == SOLO:
             rnn_backward_kernel(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db)
         elif mode == PAIRED and by_batch:
-            _backward_half(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, lane, cut, ctl)
+            _backward_half(dy, x, w_ih, w_hh, lengths, h, dh, da, work, dx, dw_ih, dw_hh, db, lane, cut, ctl, split)
         elif mode == PAIRED:
             _backward_lane(dy, x, w_ih, w_hh, h, dh, da, dx, dw_ih, dw_hh, db, lane, cut, ctl)
