@@ -22,7 +22,7 @@ from numba import prange
 
 from .._jit import jit, jit_inline, jit_lanes
 from .activations import sigmoid, tanh
-from .lanes import PAIRED, SOLO, batch_rows, meet, pair_up, products_half, products_halves, project_half, project_halves
+from .lanes import PAIRED, SOLO, batch_rows, meet, pair_up, products_half, project_half, project_halves
 from .matmul import (backward_products, column_sums, grad_operands, project, product_form, recurrent_grad,
                      step_operands, step_product)
 
@@ -223,9 +223,8 @@ def _backward_shares_alone(dy, x, w_ih, w_hh, lengths, h, gates, recurrent_n, dh
     for share in range(2):
         b0, b1 = batch_rows(share, cut, x.shape[1])
         gru_backward_steps(dy, w_hh, lengths, h, gates, recurrent_n, dh, carry, dgates_ih, dgates_hh, b0, b1, split)
-    products_halves(x, w_ih, h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih)
-    T, B = x.shape[0], x.shape[1]
-    column_sums(dgates_hh.reshape(T * B, dgates_hh.shape[2]), db_hh)
+    for lane in range(2):
+        _products_share(x, w_ih, h, dgates_ih, dgates_hh, dx, dw_ih, dw_hh, db_ih, db_hh, lane)
 
 
 @jit_lanes
