@@ -140,10 +140,11 @@ def test_every_backward_product_form_matches_reference(cell, dtype):
     """The backward's per-step product: a loop form (DOTS) for B == 1 at small sizes once T pays
     for the transposed copy, BLAS on a transposed copy (BLAS_T) for B == 1 at large sizes once T
     pays for it, the weights on the left (BLAS_W) for float32 batches of up to 32 rows with a
-    large step, BLAS otherwise -- all must match the reference, also with a padded tail (where
+    large step, one product per row (PER_ROW) for 2-3 rows with large weights, BLAS otherwise -- all must match the reference, also with a padded tail (where
     the loop form's product must not reach dh)."""
     from fastrnn.kernels.matmul import (BLAS, BLAS_T, BLAS_W, DOTS, GRAD_LOOP_MACS, GRAD_TRANSPOSED_MACS,
-                                        GRAD_TRANSPOSED_STEPS, WEIGHTS_LEFT_STEPS, grad_form)
+                                        GRAD_TRANSPOSED_STEPS, PER_ROW, PER_ROW_FROM_MACS, WEIGHTS_LEFT_STEPS,
+                                        grad_form)
 
     G = cell.gates
     itemsize = np.dtype(dtype).itemsize
@@ -156,12 +157,21 @@ def test_every_backward_product_form_matches_reference(cell, dtype):
     largest = max(H for H in range(2, 400) if G * H * H <= GRAD_LOOP_MACS)
     short = next(T for T in range(1, 1000) if form(1, G * largest, largest, T) == DOTS) - 1
     wide = next(H for H in range(2, 1000) if G * H * H >= GRAD_TRANSPOSED_MACS)
+    # Two or three rows with weights of at least PER_ROW_FROM_MACS: a product per row (float64:
+    # two rows only), on the transposed copy, so from WEIGHTS_LEFT_STEPS on.
+    rows_from = next(H for H in range(1, 2000) if G * H * H >= PER_ROW_FROM_MACS)
+    assert G * left[2] ** 2 >= PER_ROW_FROM_MACS or itemsize == 8  # float32's BLAS_W starts above it at B=2
     cases = [(1, 3, 4, DOTS), (1, largest, short + 1, DOTS), (1, largest, short, BLAS),
              (1, largest + 1, 400, BLAS), (2, 3, 4, BLAS), (1, wide, GRAD_TRANSPOSED_STEPS, BLAS_T),
-             (1, wide, GRAD_TRANSPOSED_STEPS - 1, BLAS),
-             (2, wide, GRAD_TRANSPOSED_STEPS, by_weights_left if wide >= left[2] else BLAS),
-             (2, left[2], WEIGHTS_LEFT_STEPS, by_weights_left), (2, left[2], WEIGHTS_LEFT_STEPS - 1, BLAS),
+             (1, wide, GRAD_TRANSPOSED_STEPS - 1, BLAS), (2, wide, GRAD_TRANSPOSED_STEPS, PER_ROW),
+             (2, left[2], WEIGHTS_LEFT_STEPS, PER_ROW if itemsize == 4 else BLAS),
+             (2, left[2], WEIGHTS_LEFT_STEPS - 1, BLAS),
+             (2, rows_from, WEIGHTS_LEFT_STEPS, PER_ROW), (2, rows_from, WEIGHTS_LEFT_STEPS - 1, BLAS),
+             (3, rows_from, WEIGHTS_LEFT_STEPS, PER_ROW if itemsize == 4 else BLAS),
              (32, left[32], WEIGHTS_LEFT_STEPS, by_weights_left), (32, left[32] - 1, 8, BLAS), (33, left[33], 8, BLAS)]
+    if itemsize == 4:
+        cases += [(2, rows_from - 1, WEIGHTS_LEFT_STEPS, BLAS_W if rows_from - 1 >= left[2] else BLAS),
+                  (4, rows_from, WEIGHTS_LEFT_STEPS, BLAS_W)]
     for B, H, T, expected in cases:
         assert form(B, G * H, H, T) == expected
         p = make_problem(cell, T, B, 3, H, dtype, seed=H, scale=1 / np.sqrt(H))
@@ -209,8 +219,10 @@ def test_every_forward_product_form_matches_reference(cell, dtype):
     """B == 1 with a small step uses a loop form (ROWS, then DOTS as it grows), anything larger
     BLAS; a batch uses BLAS on a transposed copy (BLAS_T) while its step is small and T pays for
     the copy (or the step has more outputs than OpenBLAS's small path takes), the weights on the left (BLAS_W) past that size for float32 batches of up to 32
-    rows, plain BLAS otherwise: every form must match the reference, also with a padded tail."""
-    from fastrnn.kernels.matmul import BLAS, BLAS_T, BLAS_W, DOTS, PLAIN_OUTPUTS_UP_TO, ROWS, product_form
+    rows, one product per row (PER_ROW) for 2-3 rows with large weights, plain BLAS otherwise:
+    every form must match the reference, also with a padded tail."""
+    from fastrnn.kernels.matmul import (BLAS, BLAS_T, BLAS_W, DOTS, PER_ROW, PER_ROW_FROM_MACS, PLAIN_OUTPUTS_UP_TO,
+                                        ROWS, product_form)
 
     G = cell.gates
     itemsize = np.dtype(dtype).itemsize
@@ -232,7 +244,12 @@ def test_every_forward_product_form_matches_reference(cell, dtype):
              (4, crowded, BLAS_T)]
     left = weights_left_sizes(G, itemsize)
     by_weights_left = BLAS_W if itemsize == 4 else BLAS  # float64 keeps BLAS
-    cases += [(2, left[2], by_weights_left), (32, left[32], by_weights_left), (33, left[33], BLAS)]
+    cases += [(2, left[2], PER_ROW if G * left[2] ** 2 >= PER_ROW_FROM_MACS else by_weights_left),
+              (32, left[32], by_weights_left), (33, left[33], BLAS)]
+    # Two or three rows with weights of at least PER_ROW_FROM_MACS: a product per row.
+    rows_from = next(H for H in range(1, 2000) if G * H * H >= PER_ROW_FROM_MACS)
+    cases += [(2, rows_from, PER_ROW), (3, rows_from, PER_ROW), (4, rows_from, by_weights_left)]
+    assert form(3, rows_from - 1) != PER_ROW
     for B, H, expected in cases:
         assert form(B, H) == expected, (B, H)
         p = make_problem(cell, T, B, 3, H, dtype, seed=H, scale=1 / np.sqrt(H))

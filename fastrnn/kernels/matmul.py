@@ -129,6 +129,25 @@ B=16 H=128 7.5-7.6 / 10.5-10.8 -> 5.4 / 8.7 ms; LSTM B=2 H=512 48.5-49.9 / 54.0-
 / 35.4-35.5 ms; RNN B=32 H=512 37.5 / 59.6-60.0 -> 28.3-28.9 / 51.2-51.6 ms; GRU B=32 H=128
 11.1-11.2 / 19.4-19.5 -> 9.4-9.5 / 18.7-18.8 ms.
 
+A batch of 2 or 3 rows whose weights hold at least ``PER_ROW_FROM_MACS`` numbers computes its
+step as one matrix-vector product per row (``PER_ROW``): the forward's ``w_hh @ h_t[b]``
+straight from ``w_hh``, the backward's ``w_hh_t @ dgates_t[b]`` on the transposed copy (from
+``WEIGHTS_LEFT_STEPS`` on, as BLAS_W).  Weights that large do not fit a core's L2; OpenBLAS's
+GEMM packs them on every step and so reads them about three times, where two or three
+matrix-vector products read them two or three times and pack nothing; at four rows the two
+came out even (float32 G=4 H=512 B=4 forward, one thread: BLAS_W 167, per row 175 us).
+The limit, 460,800, is where OpenBLAS starts to run a matrix-vector product on two threads
+(measured: 459,776 weights took the same time on one and two, 460,800 half); below it, where
+OpenBLAS threads the GEMM but not the matrix-vector product, the rows lost (float64 G=4 H=320
+B=3, two threads: 75 against 112 us forward).  Per step, 32 steps, medians of 9, forward /
+backward, the form taken before against PER_ROW, one BLAS thread (two): float32 G=4 H=512
+B=2 (BLAS_W) 176 / 184 against 89 / 99 us (103 / 108 against 46 / 55); B=3 256 / 272 against
+131 / 132 (144 / 155 against 73 / 76); G=4 H=384 B=3 (BLAS_W) 136 / 143 against 75 / 78;
+G=1 H=724 B=2 (BLAS_T / BLAS) 138 / 129 against 43 / 46; float64 G=4 H=512 B=2 (BLAS) 398 /
+235 against 206 / 224 (243 / 152 against 98 / 126).  float64's backward with three rows lost
+(G=4 H=512 B=3: 296 against 334 us, 154 against 174 on two threads), so it takes PER_ROW with
+two rows only.
+
 On a lane (``kernels/lanes.py``), whose BLAS runs on one thread, a step a little too large
 for OpenBLAS's small-matrix path (more than 100**3 multiply-adds, above) runs faster as two
 products over the halves of its rows, each of which fits it: ``HALVES``, the forward on the
@@ -171,6 +190,9 @@ GRAD_TRANSPOSED_MACS = 1 << 19  # weights (G*H*H) from which BLAS_T pays, with B
 GRAD_TRANSPOSED_STEPS = 64  # ... and at least this many steps
 BLAS_W = 4  # a batch's per-step product with the weights on the left, see the module docstring
 HALVES = 5  # ... on a lane: two products over the halves of the batch, see the module docstring
+PER_ROW = 6  # a batch of 2-3 rows with a large step: one matrix-vector product per row, see the module docstring
+PER_ROW_UP_TO_ROWS = 3  # ... for batches of at most this many rows ...
+PER_ROW_FROM_MACS = 460_800  # ... whose weights (G*H*H) are at least this many: where OpenBLAS threads a gemv
 SMALL_PATH_MACS = 100**3  # the largest product OpenBLAS's SkylakeX kernels take unpacked
 WEIGHTS_LEFT_UP_TO_ROWS = 32  # BLAS_W for float32 batches of 2 to this many rows whose step is not small
 WEIGHTS_LEFT_STEPS = 16  # ... and, in the backward, at least this many steps (the copy pays)
@@ -188,12 +210,22 @@ def halves(B, rows, inner, split):
 
 
 @jit
+def per_row(B, rows, inner):
+    """Whether a batch's per-step product over (rows x inner) weights runs as one matrix-vector
+    product per row (``PER_ROW``, module docstring): 2 to ``PER_ROW_UP_TO_ROWS`` rows and weights
+    of at least ``PER_ROW_FROM_MACS``."""
+    return 2 <= B <= PER_ROW_UP_TO_ROWS and rows * inner >= PER_ROW_FROM_MACS
+
+
+@jit
 def product_form(B, rows, inner, T, itemsize, split):
     """How the forward computes its per-step (B x inner) @ (inner x rows) product over T steps;
     ``split`` as in ``halves`` (module docstring)."""
     if B != 1:
         if T >= 2 and halves(B, rows, inner, split):
             return HALVES
+        if per_row(B, rows, inner):
+            return PER_ROW
         if weights_left(B, rows, inner, itemsize):
             return BLAS_W
         small = B * rows * inner * itemsize < FORWARD_TRANSPOSED_BELOW_BYTES
@@ -231,6 +263,8 @@ def grad_form(B, rows, inner, T, itemsize, split):
         return DOTS
     if halves(B, rows, inner, split):
         return HALVES
+    if per_row(B, rows, inner) and (itemsize == 4 or B == 2) and T >= WEIGHTS_LEFT_STEPS:
+        return PER_ROW
     if B == 1 and rows * inner >= GRAD_TRANSPOSED_MACS and T >= GRAD_TRANSPOSED_STEPS:
         return BLAS_T
     if weights_left(B, rows, inner, itemsize) and T >= WEIGHTS_LEFT_STEPS:
@@ -242,7 +276,7 @@ def grad_form(B, rows, inner, T, itemsize, split):
 def grad_operands(w_hh, B, T, split):
     """(form, w_hh_t, landing) for ``recurrent_grad`` over T steps of B rows (``split`` as in
     ``halves``): the ``grad_form``,
-    the (H, G*H) transposed copy it reads for DOTS, BLAS_T and BLAS_W (else nothing), and for
+    the (H, G*H) transposed copy it reads for DOTS, BLAS_T, BLAS_W and PER_ROW (else nothing), and for
     BLAS_W the (H, B) array its product lands in before it is transposed into place."""
     form = grad_form(B, w_hh.shape[0], w_hh.shape[1], T, w_hh.itemsize, split)
     landing = np.empty((w_hh.shape[1] if form == BLAS_W else 0, B), w_hh.dtype)
@@ -325,6 +359,9 @@ def step_product(h_t, w_hh, w_hh_t, landing, form, out):
         m = (h_t.shape[0] + 1) // 2
         np.dot(h_t[:m], w_hh_t, out[:m])
         np.dot(h_t[m:], w_hh_t, out[m:])
+    elif form == PER_ROW:
+        for bi in range(h_t.shape[0]):
+            np.dot(w_hh, h_t[bi], out[bi])  # (G*H, H) @ (H,): a gemv along w_hh's rows
     else:
         np.dot(h_t, w_hh.T, out)
 
@@ -430,6 +467,9 @@ def recurrent_grad(dpre_t, w_hh, w_hh_t, landing, form, lengths, t, all_active, 
         m = b0 + (b1 - b0 + 1) // 2
         np.dot(dpre_t[b0:m], w_hh, out[b0:m])
         np.dot(dpre_t[m:b1], w_hh, out[m:b1])
+    elif form == PER_ROW:
+        for bi in range(b0, b1):
+            np.dot(w_hh_t, dpre_t[bi], out[bi])  # (H, G*H) @ (G*H,) on the transposed copy
     else:
         np.dot(dpre_t[b0:b1], w_hh, out[b0:b1])
     if all_active:
