@@ -140,8 +140,9 @@ def test_every_backward_product_form_matches_reference(cell, dtype):
     """The backward's per-step product: a loop form (DOTS) for B == 1 at small sizes once T pays
     for the transposed copy, BLAS on a transposed copy (BLAS_T) for B == 1 at large sizes once T
     pays for it, the weights on the left (BLAS_W) for float32 batches of up to 32 rows with a
-    large step, one product per row (PER_ROW) for 2-3 rows with large weights, BLAS otherwise -- all must match the reference, also with a padded tail (where
-    the loop form's product must not reach dh)."""
+    large step, one product per row (PER_ROW) for 2-3 rows with large weights, BLAS otherwise --
+    all must match the reference, also with a padded tail (where the loop form's product must
+    not reach dh)."""
     from fastrnn.kernels.matmul import (BLAS, BLAS_T, BLAS_W, DOTS, GRAD_LOOP_MACS, GRAD_TRANSPOSED_MACS,
                                         GRAD_TRANSPOSED_STEPS, PER_ROW, PER_ROW_FROM_MACS, WEIGHTS_LEFT_STEPS,
                                         grad_form)
