@@ -137,15 +137,15 @@ def weights_left_sizes(G, itemsize):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_every_backward_product_form_matches_reference(cell, dtype):
-    """The backward's per-step product: a loop form (DOTS) for B == 1 at small sizes once T pays
-    for the transposed copy, BLAS on a transposed copy (BLAS_T) for B == 1 at large sizes once T
+    """The backward's per-step product: a loop form (DOTS, or LONG_DOTS one row at a time past
+    L1) for B == 1 at small sizes once T pays for the transposed copy, BLAS on a transposed copy (BLAS_T) for B == 1 at large sizes once T
     pays for it, the weights on the left (BLAS_W) for float32 batches of up to 32 rows with a
     large step, one product per row (PER_ROW) for 2-3 rows with large weights, BLAS otherwise --
     all must match the reference, also with a padded tail (where the loop form's product must
     not reach dh)."""
     from fastrnn.kernels.matmul import (BLAS, BLAS_T, BLAS_W, DOTS, GRAD_LOOP_MACS, GRAD_TRANSPOSED_MACS,
-                                        GRAD_TRANSPOSED_STEPS, PER_ROW, PER_ROW_FROM_MACS, WEIGHTS_LEFT_STEPS,
-                                        grad_form)
+                                        GRAD_TRANSPOSED_STEPS, LONG_DOTS, PER_ROW, PER_ROW_FROM_MACS,
+                                        WEIGHTS_LEFT_STEPS, grad_form, long_rows)
 
     G = cell.gates
     itemsize = np.dtype(dtype).itemsize
@@ -156,13 +156,18 @@ def test_every_backward_product_form_matches_reference(cell, dtype):
     left = weights_left_sizes(G, itemsize)
     by_weights_left = BLAS_W if itemsize == 4 else BLAS  # float64 keeps BLAS
     largest = max(H for H in range(2, 400) if G * H * H <= GRAD_LOOP_MACS)
-    short = next(T for T in range(1, 1000) if form(1, G * largest, largest, T) == DOTS) - 1
+    short = next(T for T in range(1, 1000) if form(1, G * largest, largest, T) in (DOTS, LONG_DOTS)) - 1
+    # DOTS one row at a time once the (H, G*H) copy is past L1 with long rows on cache lines
+    long_from = next(H for H in range(2, largest + 1) if form(1, G * H, H, 10**6) == LONG_DOTS)
+    long_steps = -(-G * long_from * long_from // 256)  # the fewest steps that pay for the copy
     wide = next(H for H in range(2, 1000) if G * H * H >= GRAD_TRANSPOSED_MACS)
     # Two or three rows with weights of at least PER_ROW_FROM_MACS: a product per row (float64:
     # two rows only), on the transposed copy, so from WEIGHTS_LEFT_STEPS on.
     rows_from = next(H for H in range(1, 2000) if G * H * H >= PER_ROW_FROM_MACS)
     assert G * left[2] ** 2 >= PER_ROW_FROM_MACS or itemsize == 8  # float32's BLAS_W starts above it at B=2
-    cases = [(1, 3, 4, DOTS), (1, largest, short + 1, DOTS), (1, largest, short, BLAS),
+    cases = [(1, 3, 4, DOTS), (1, long_from - 1, long_steps, DOTS), (1, long_from, long_steps, LONG_DOTS),
+             (1, largest, short + 1, LONG_DOTS if long_rows.py_func(largest, G * largest, itemsize) else DOTS),
+             (1, largest, short, BLAS),
              (1, largest + 1, 400, BLAS), (2, 3, 4, BLAS), (1, wide, GRAD_TRANSPOSED_STEPS, BLAS_T),
              (1, wide, GRAD_TRANSPOSED_STEPS - 1, BLAS), (2, wide, GRAD_TRANSPOSED_STEPS, PER_ROW),
              (2, left[2], WEIGHTS_LEFT_STEPS, PER_ROW if itemsize == 4 else BLAS),
@@ -233,13 +238,14 @@ def test_transpose_into(shape, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_every_forward_product_form_matches_reference(cell, dtype):
-    """B == 1 with a small step uses a loop form (ROWS, then DOTS as it grows), anything larger
+    """B == 1 with a small step uses a loop form (ROWS, then DOTS as it grows, LONG_DOTS one row
+    at a time once w_hh is past L1 with long rows on cache lines), anything larger
     BLAS; a batch uses BLAS on a transposed copy (BLAS_T) while its step is small and T pays for
     the copy (or the step has more outputs than OpenBLAS's small path takes), the weights on the left (BLAS_W) past that size for float32 batches of up to 32
     rows, one product per row (PER_ROW) for 2-3 rows with large weights, plain BLAS otherwise:
     every form must match the reference, also with a padded tail."""
-    from fastrnn.kernels.matmul import (BLAS, BLAS_T, BLAS_W, DOTS, PER_ROW, PER_ROW_FROM_MACS, PLAIN_OUTPUTS_UP_TO,
-                                        ROWS, product_form)
+    from fastrnn.kernels.matmul import (BLAS, BLAS_T, BLAS_W, DOTS, LONG_DOTS, PER_ROW, PER_ROW_FROM_MACS,
+                                        PLAIN_OUTPUTS_UP_TO, ROWS, product_form)
 
     G = cell.gates
     itemsize = np.dtype(dtype).itemsize
@@ -248,7 +254,7 @@ def test_every_forward_product_form_matches_reference(cell, dtype):
     def form(B, H):
         return product_form.py_func(B, G * H, H, T, itemsize, False)
 
-    sizes = {f: next(H for H in range(2, 2000) if form(1, H) == f) for f in (ROWS, DOTS, BLAS)}
+    sizes = {f: next(H for H in range(2, 2000) if form(1, H) == f) for f in (ROWS, DOTS, LONG_DOTS, BLAS)}
     short = next(H for H in range(1, 2000) if form(2, H) == BLAS)  # T no longer pays for the copy
     wide = next(H for H in range(1, 2000) if form(64, H) == BLAS)  # the step is too large
     # A step with more outputs than OpenBLAS's small path takes in the plain form: the copy pays
@@ -256,7 +262,8 @@ def test_every_forward_product_form_matches_reference(cell, dtype):
     crowded = next(H for H in range(1, 2000) if 4 * G * H > PLAIN_OUTPUTS_UP_TO)
     assert T * 4 * 64 < G * crowded * crowded
     assert product_form.py_func(4, G * crowded, crowded, 1, itemsize, False) == BLAS  # one step: no copy
-    cases = [(1, sizes[ROWS], ROWS), (1, sizes[DOTS], DOTS), (1, sizes[DOTS] + 3, DOTS), (1, sizes[BLAS], BLAS),
+    cases = [(1, sizes[ROWS], ROWS), (1, sizes[DOTS], DOTS), (1, sizes[DOTS] + 3, DOTS),
+             (1, sizes[LONG_DOTS] - 1, DOTS), (1, sizes[LONG_DOTS], LONG_DOTS), (1, sizes[BLAS], BLAS),
              (2, 1, BLAS_T), (2, short - 1, BLAS_T), (2, short, BLAS), (64, wide - 1, BLAS_T), (64, wide, BLAS),
              (4, crowded, BLAS_T)]
     left = weights_left_sizes(G, itemsize)

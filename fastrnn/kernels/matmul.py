@@ -46,6 +46,19 @@ processes, medians of 50: LSTM H=128 981-1011 -> 911-950 us, GRU H=128
 H=128) made the LSTM's T=64 backward slower (312-321 -> 323-330 us), so the
 step rule stayed.
 
+Either DOTS product goes one row at a time (``LONG_DOTS``, ``long_rows_times_row``) on a
+matrix past L1 (``LONG_DOTS_FROM_BYTES``) whose rows are long (``LONG_DOTS_ROW_BYTES``) and
+start on cache lines.  There four rows in step -- four streams through L2 -- ran slower than
+one row, whose sum LLVM splits over four vector accumulators.  Per product, 256 products,
+medians of 15, the better of three rounds, four rows / one row (scratch copies compiled
+without the cache): float32 128 x 512 (the LSTM's H=128 backward) 1869 / 1490 ns, 128 x 384
+(the GRU's) 1433 / 1147, 256 x 256 (the RNN's H=256, both ways) 1935 / 1316, 256 x 512 3830
+/ 2985, 1024 x 256 8327 / 8033, 512 x 512 8073 / 8049; float64 128 x 128 952 / 760, 512 x
+128 3853 / 2999, 256 x 256 3772 / 2189.  Outside the limits four rows won or tied: float32
+64 x 256 (64 KB) 483 / 511, 512 x 128 (512-byte rows) 1393 / 1511, 147 x 441 (rows off the
+lines) 1953 / 2062; float64 32 x 128 106 / 199, 64 x 192 718 / 749.  (Chosen per call as a
+form: the same test inside ``matrix_times_row`` made its four-row loop about 6% slower.)
+
 At the other end, with B == 1 and at least ``GRAD_TRANSPOSED_MACS`` weights,
 ``dgates @ w_hh`` is BLAS's matrix-vector product either way, but OpenBLAS runs
 it faster, and splits it better across its two threads, as dot products along
@@ -198,6 +211,9 @@ WEIGHTS_LEFT_UP_TO_ROWS = 32  # BLAS_W for float32 batches of 2 to this many row
 WEIGHTS_LEFT_STEPS = 16  # ... and, in the backward, at least this many steps (the copy pays)
 ALIASED_STRIDE_BYTES = 4096  # rows this far apart (or a multiple) map to the same L1 sets ...
 ALIASED_FROM_ROWS = 16  # ... and from this many such rows ``transpose_into`` writes whole lines
+LONG_DOTS = 7  # DOTS one row at a time, for matrices past L1 with long rows, see the module docstring
+LONG_DOTS_FROM_BYTES = 1 << 17  # ... matrices of at least this many bytes ...
+LONG_DOTS_ROW_BYTES = 1 << 10  # ... whose rows hold at least this many bytes and start on cache lines
 ALIGN_BYTES = 64  # kernel-made copies start on a cache line, as the wrappers' arrays do (aligned_empty)
 
 
@@ -219,6 +235,15 @@ def per_row(B, rows, inner):
 
 
 @jit
+def long_rows(N, K, itemsize):
+    """Whether DOTS over an (N, K) matrix goes one row at a time (``LONG_DOTS``, module
+    docstring): at least ``LONG_DOTS_FROM_BYTES`` in all, rows of at least ``LONG_DOTS_ROW_BYTES``
+    that start on cache lines."""
+    row_bytes = K * itemsize
+    return row_bytes >= LONG_DOTS_ROW_BYTES and row_bytes % ALIGN_BYTES == 0 and N * row_bytes >= LONG_DOTS_FROM_BYTES
+
+
+@jit
 def product_form(B, rows, inner, T, itemsize, split):
     """How the forward computes its per-step (B x inner) @ (inner x rows) product over T steps;
     ``split`` as in ``halves`` (module docstring)."""
@@ -234,7 +259,9 @@ def product_form(B, rows, inner, T, itemsize, split):
         return BLAS_T if small and pays else BLAS
     if rows * inner > SMALL_STEP_MACS:
         return BLAS
-    return DOTS if rows * inner >= DOTS_FROM_MACS else ROWS
+    if rows * inner < DOTS_FROM_MACS:
+        return ROWS
+    return LONG_DOTS if long_rows(rows, inner, itemsize) else DOTS
 
 
 @jit
@@ -261,7 +288,7 @@ def grad_form(B, rows, inner, T, itemsize, split):
     """How the backward computes its per-step (B x rows) @ (rows x inner) product; ``split`` as
     in ``halves`` (module docstring)."""
     if B == 1 and rows * inner <= GRAD_LOOP_MACS and T * 256 >= rows * inner:
-        return DOTS
+        return LONG_DOTS if long_rows(inner, rows, itemsize) else DOTS  # on the (inner, rows) copy
     if halves(B, rows, inner, split):
         return HALVES
     if per_row(B, rows, inner) and (itemsize == 4 or B == 2) and T >= WEIGHTS_LEFT_STEPS:
@@ -277,7 +304,7 @@ def grad_form(B, rows, inner, T, itemsize, split):
 def grad_operands(w_hh, B, T, split):
     """(form, w_hh_t, landing) for ``recurrent_grad`` over T steps of B rows (``split`` as in
     ``halves``): the ``grad_form``,
-    the (H, G*H) transposed copy it reads for DOTS, BLAS_T, BLAS_W and PER_ROW (else nothing), and for
+    the (H, G*H) transposed copy it reads for DOTS, LONG_DOTS, BLAS_T, BLAS_W and PER_ROW (else nothing), and for
     BLAS_W the (H, B) array its product lands in before it is transposed into place."""
     form = grad_form(B, w_hh.shape[0], w_hh.shape[1], T, w_hh.itemsize, split)
     landing = aligned_empty(w_hh.shape[1] if form == BLAS_W else 0, B, w_hh)
@@ -370,6 +397,8 @@ def step_product(h_t, w_hh, w_hh_t, landing, form, out):
         row_times_matrix(h_t[0], w_hh_t, out[0])
     elif form == DOTS:
         matrix_times_row(w_hh, h_t[0], out[0])
+    elif form == LONG_DOTS:
+        long_rows_times_row(w_hh, h_t[0], out[0])
     elif form == BLAS_T:
         np.dot(h_t, w_hh_t, out)
     elif form == BLAS_W:
@@ -388,7 +417,8 @@ def step_product(h_t, w_hh, w_hh_t, landing, form, out):
 
 @jit_sum
 def matrix_times_row(m, v, out):
-    """out (N,) = m (N, K) @ v (K,), m C-contiguous; vectorized along K."""
+    """out (N,) = m (N, K) @ v (K,), m C-contiguous; vectorized along K, four rows per pass
+    (each load of ``v`` serves four; ``long_rows_times_row`` takes one at a time)."""
     N, K = m.shape
     zero = out.dtype.type(0.0)
     n = 0
@@ -409,6 +439,19 @@ def matrix_times_row(m, v, out):
             s0 += r0[k] * v[k]
         out[n] = s0
         n += 1
+
+
+@jit_sum
+def long_rows_times_row(m, v, out):
+    """out (N,) = m (N, K) @ v (K,) as ``matrix_times_row``, one row per pass: the ``LONG_DOTS``
+    form (module docstring), whose sum LLVM splits over four vector accumulators."""
+    N, K = m.shape
+    for n in range(N):
+        total = out.dtype.type(0.0)
+        row = m[n]
+        for k in range(K):
+            total += row[k] * v[k]
+        out[n] = total
 
 
 @jit
@@ -478,6 +521,8 @@ def recurrent_grad(dpre_t, w_hh, w_hh_t, landing, form, lengths, t, all_active, 
     out = dh if all_active else work  # when all rows are active the product is the new dh
     if form == DOTS:
         matrix_times_row(w_hh_t, dpre_t[b0], out[b0])
+    elif form == LONG_DOTS:
+        long_rows_times_row(w_hh_t, dpre_t[b0], out[b0])
     elif form == BLAS_T:
         np.dot(dpre_t[b0:b1], w_hh_t.T, out[b0:b1])
     elif form == BLAS_W:
