@@ -47,17 +47,23 @@ H=128) made the LSTM's T=64 backward slower (312-321 -> 323-330 us), so the
 step rule stayed.
 
 Either DOTS product goes one row at a time (``LONG_DOTS``, ``long_rows_times_row``) on a
-matrix past L1 (``LONG_DOTS_FROM_BYTES``) whose rows are long (``LONG_DOTS_ROW_BYTES``) and
-start on cache lines.  There four rows in step -- four streams through L2 -- ran slower than
-one row, whose sum LLVM splits over four vector accumulators.  Per product, 256 products,
-medians of 15, the better of three rounds, four rows / one row (scratch copies compiled
-without the cache): float32 128 x 512 (the LSTM's H=128 backward) 1869 / 1490 ns, 128 x 384
-(the GRU's) 1433 / 1147, 256 x 256 (the RNN's H=256, both ways) 1935 / 1316, 256 x 512 3830
-/ 2985, 1024 x 256 8327 / 8033, 512 x 512 8073 / 8049; float64 128 x 128 952 / 760, 512 x
-128 3853 / 2999, 256 x 256 3772 / 2189.  Outside the limits four rows won or tied: float32
-64 x 256 (64 KB) 483 / 511, 512 x 128 (512-byte rows) 1393 / 1511, 147 x 441 (rows off the
-lines) 1953 / 2062; float64 32 x 128 106 / 199, 64 x 192 718 / 749.  (Chosen per call as a
-form: the same test inside ``matrix_times_row`` made its four-row loop about 6% slower.)
+matrix past L1 (``LONG_DOTS_FROM_BYTES``) whose rows hold 1 to 2 KB (``LONG_DOTS_ROW_BYTES``,
+``LONG_DOTS_ROW_BYTES_BELOW``) and start on cache lines.  There four rows in step -- four
+streams through L2 -- ran slower than one row, whose sum LLVM splits over four vector
+accumulators.  Per product, 256 products, medians of 15, the better of three rounds, four
+rows / one row (scratch copies compiled without the cache): float32 128 x 384 (the GRU's
+H=128 backward) 1433 / 1147 ns, 256 x 256 (the RNN's H=256, both ways) 1935 / 1316, 1024 x
+256 (the LSTM's H=256 forward) 8327 / 8033; float64 128 x 128 952 / 760, 512 x 128 3853 /
+2999.  Outside the limits four rows won or tied: float32 64 x 256 (64 KB) 483 / 511, 512 x
+128 (512-byte rows) 1393 / 1511, 147 x 441 (rows off the lines) 1953 / 2062; float64 32 x
+128 106 / 199, 64 x 192 718 / 749.  Rows of 2 KB and more also ran faster one at a time in
+such loops (float32 128 x 512, the LSTM's H=128 backward: 1869 / 1490 ns; with the gate row
+in the loop 2031 / 1425 ns a step), but not in the kernels: the LSTM's public backward at
+T=256 B=1 H=128 took 858-879 us that way against 848-859 us (alternating processes, medians
+of 300), and float64 at H=256 (2 KB rows) moved by nothing or lost (``fastrnn bench``, LSTM
+forward T=32 815-874 -> 877-914 us); why, this was not found, so the form stops there.  (Chosen
+per call as a form: the same test inside ``matrix_times_row`` made its four-row loop about
+6% slower.)
 
 At the other end, with B == 1 and at least ``GRAD_TRANSPOSED_MACS`` weights,
 ``dgates @ w_hh`` is BLAS's matrix-vector product either way, but OpenBLAS runs
@@ -213,7 +219,8 @@ ALIASED_STRIDE_BYTES = 4096  # rows this far apart (or a multiple) map to the sa
 ALIASED_FROM_ROWS = 16  # ... and from this many such rows ``transpose_into`` writes whole lines
 LONG_DOTS = 7  # DOTS one row at a time, for matrices past L1 with long rows, see the module docstring
 LONG_DOTS_FROM_BYTES = 1 << 17  # ... matrices of at least this many bytes ...
-LONG_DOTS_ROW_BYTES = 1 << 10  # ... whose rows hold at least this many bytes and start on cache lines
+LONG_DOTS_ROW_BYTES = 1 << 10  # ... whose rows hold at least this many bytes and start on cache lines ...
+LONG_DOTS_ROW_BYTES_BELOW = 1 << 11  # ... but fewer than this many
 ALIGN_BYTES = 64  # kernel-made copies start on a cache line, as the wrappers' arrays do (aligned_empty)
 
 
@@ -237,10 +244,11 @@ def per_row(B, rows, inner):
 @jit
 def long_rows(N, K, itemsize):
     """Whether DOTS over an (N, K) matrix goes one row at a time (``LONG_DOTS``, module
-    docstring): at least ``LONG_DOTS_FROM_BYTES`` in all, rows of at least ``LONG_DOTS_ROW_BYTES``
-    that start on cache lines."""
+    docstring): at least ``LONG_DOTS_FROM_BYTES`` in all, rows of ``LONG_DOTS_ROW_BYTES`` up to
+    ``LONG_DOTS_ROW_BYTES_BELOW`` that start on cache lines."""
     row_bytes = K * itemsize
-    return row_bytes >= LONG_DOTS_ROW_BYTES and row_bytes % ALIGN_BYTES == 0 and N * row_bytes >= LONG_DOTS_FROM_BYTES
+    return (LONG_DOTS_ROW_BYTES <= row_bytes < LONG_DOTS_ROW_BYTES_BELOW and row_bytes % ALIGN_BYTES == 0
+            and N * row_bytes >= LONG_DOTS_FROM_BYTES)
 
 
 @jit
