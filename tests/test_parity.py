@@ -207,6 +207,24 @@ def test_transposed_copy(shape, dtype):
     np.testing.assert_array_equal(t, m.T)
 
 
+@pytest.mark.parametrize("shape", [(128, 128), (9, 33), (7, 5), (4, 8), (3, 1), (1, 3), (0, 4), (4, 0)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_dots_in_either_row_order_agree_exactly(shape, dtype):
+    """DOTS takes every other step last row first (matmul.zigzag); each row must come out the
+    same number either way, so that a result never depends on a step's parity, and be the
+    product."""
+    from fastrnn.kernels.matmul import matrix_times_row, matrix_times_row_backwards
+
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    m = rng.standard_normal(shape).astype(dtype)
+    v = rng.standard_normal(shape[1]).astype(dtype)
+    forwards, backwards = np.full(shape[0], 7.0, dtype), np.full(shape[0], 9.0, dtype)
+    matrix_times_row(m, v, forwards)
+    matrix_times_row_backwards(m, v, backwards)
+    np.testing.assert_array_equal(backwards, forwards)
+    assert_close(forwards, (m.astype(np.float64) @ v.astype(np.float64)).astype(dtype), name="m @ v")
+
+
 @pytest.mark.parametrize("shape", [(384, 128), (128, 384), (512, 128), (3, 5), (0, 4), (1, 1)])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_kernel_made_copies_start_on_a_line(shape, dtype):

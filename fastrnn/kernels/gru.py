@@ -63,7 +63,7 @@ def gru_forward_steps(w_hh, b_ih, b_hh, lengths, h, gates, recurrent_n, work, b0
     form = product_form(b1 - b0, 3 * H, H, T, w_hh.itemsize, split)
     w_hh_t, landing = step_operands(w_hh, form, b1 - b0)
     for t in range(T):
-        step_product(h[t, b0:b1], w_hh, w_hh_t, landing, form, work[b0:b1])  # (b,H) @ (H,3H) -> (b,3H)
+        step_product(h[t, b0:b1], w_hh, w_hh_t, landing, form, work[b0:b1], t % 2 == 1)  # (b,H) @ (H,3H) -> (b,3H)
         for bi in range(b0, b1):
             if t < lengths[bi]:
                 _gates_forward_row(gates[t, bi], work[bi], b_ih, b_hh, h[t, bi], h[t + 1, bi], recurrent_n[t, bi])

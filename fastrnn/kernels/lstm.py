@@ -106,7 +106,7 @@ def lstm_forward_steps(w_hh, b, lengths, h, c, gates, work, b0, b1, split):
     # _forward_steps_smallest).
     shortest = lengths[b0:b1].min() if b1 - b0 > 1 else 0
     for t in range(T):
-        step_product(h[t, b0:b1], w_hh, w_hh_t, landing, form, work[b0:b1])  # (b,H) @ (H,4H) -> (b,4H)
+        step_product(h[t, b0:b1], w_hh, w_hh_t, landing, form, work[b0:b1], t % 2 == 1)  # (b,H) @ (H,4H) -> (b,4H)
         if t < shortest:
             for bi in range(b0, b1):
                 _gates_forward_row_inline(gates[t, bi], work[bi], b, c[t, bi], c[t + 1, bi], h[t + 1, bi])

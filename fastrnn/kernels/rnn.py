@@ -47,7 +47,7 @@ def rnn_forward_steps(w_hh, b, lengths, h, work, b0, b1, split):
     # (The GRU's gate row, inlined the same way, lost its vector loop: 0.65-0.68x.)
     shortest = lengths[b0:b1].min() if b1 - b0 > 1 else 0
     for t in range(T):
-        step_product(h[t, b0:b1], w_hh, w_hh_t, landing, form, work[b0:b1])  # (b,H) @ (H,H) -> (b,H)
+        step_product(h[t, b0:b1], w_hh, w_hh_t, landing, form, work[b0:b1], t % 2 == 1)  # (b,H) @ (H,H) -> (b,H)
         if t < shortest:
             for bi in range(b0, b1):
                 _tanh_row_inline(h[t + 1, bi], work[bi], b)
