@@ -442,54 +442,55 @@ def step_product(h_t, w_hh, w_hh_t, landing, form, out, flip):
 def matrix_times_row(m, v, out):
     """out (N,) = m (N, K) @ v (K,), m C-contiguous; vectorized along K, four rows per pass
     (each load of ``v`` serves four; ``long_rows_times_row`` takes one at a time)."""
-    N, K = m.shape
-    zero = out.dtype.type(0.0)
+    N = m.shape[0]
     n = 0
     while n + 4 <= N:
-        s0 = s1 = s2 = s3 = zero
-        r0, r1, r2, r3 = m[n], m[n + 1], m[n + 2], m[n + 3]
-        for k in range(K):
-            s0 += r0[k] * v[k]
-            s1 += r1[k] * v[k]
-            s2 += r2[k] * v[k]
-            s3 += r3[k] * v[k]
-        out[n], out[n + 1], out[n + 2], out[n + 3] = s0, s1, s2, s3
+        _four_rows(m, v, out, n)
         n += 4
     while n < N:
-        s0 = zero
-        r0 = m[n]
-        for k in range(K):
-            s0 += r0[k] * v[k]
-        out[n] = s0
+        _one_row(m, v, out, n)
         n += 1
 
 
 @jit_sum
 def matrix_times_row_backwards(m, v, out):
     """``matrix_times_row`` with the rows taken last to first: its single tail rows, then its
-    groups of four from the last, each summed by the same loop, so the result is the same
+    groups of four from the last, each summed by the same code, so the result is the same
     number for number (tests/test_parity.py)."""
-    N, K = m.shape
-    zero = out.dtype.type(0.0)
+    N = m.shape[0]
     n = N - 1
     while n >= N - N % 4:
-        s0 = zero
-        r0 = m[n]
-        for k in range(K):
-            s0 += r0[k] * v[k]
-        out[n] = s0
+        _one_row(m, v, out, n)
         n -= 1
     n = N - N % 4 - 4
     while n >= 0:
-        s0 = s1 = s2 = s3 = zero
-        r0, r1, r2, r3 = m[n], m[n + 1], m[n + 2], m[n + 3]
-        for k in range(K):
-            s0 += r0[k] * v[k]
-            s1 += r1[k] * v[k]
-            s2 += r2[k] * v[k]
-            s3 += r3[k] * v[k]
-        out[n], out[n + 1], out[n + 2], out[n + 3] = s0, s1, s2, s3
+        _four_rows(m, v, out, n)
         n -= 4
+
+
+@jit_inline
+def _four_rows(m, v, out, n):
+    """out[n:n+4] for ``matrix_times_row`` (inlined, so it is compiled with the caller's
+    reassociation)."""
+    zero = out.dtype.type(0.0)
+    s0 = s1 = s2 = s3 = zero
+    r0, r1, r2, r3 = m[n], m[n + 1], m[n + 2], m[n + 3]
+    for k in range(m.shape[1]):
+        s0 += r0[k] * v[k]
+        s1 += r1[k] * v[k]
+        s2 += r2[k] * v[k]
+        s3 += r3[k] * v[k]
+    out[n], out[n + 1], out[n + 2], out[n + 3] = s0, s1, s2, s3
+
+
+@jit_inline
+def _one_row(m, v, out, n):
+    """out[n] for ``matrix_times_row``'s tail rows (inlined, as ``_four_rows``)."""
+    total = out.dtype.type(0.0)
+    row = m[n]
+    for k in range(m.shape[1]):
+        total += row[k] * v[k]
+    out[n] = total
 
 
 @jit
