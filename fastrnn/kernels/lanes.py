@@ -23,7 +23,8 @@ Protocol (``ctl``, an int64 array of ``CTL_SIZE`` zeros per call):
 
 Each lane computes its hidden units with the one-thread kernel's row functions, and
 each weight gradient is formed whole by one lane, so two lanes agree with one thread
-to rounding (bit for bit where the one-thread kernel also uses the loop-form product).
+to rounding (bit for bit where the one-thread kernel also uses the four-row loop form,
+``matmul.matrix_times_row``; its LONG_DOTS form sums a row in another order).
 
 A batch (B >= 2, :func:`use_batch_lanes`) splits more simply: each lane runs the one-thread
 kernel's recurrence on its own rows, so the lanes meet once after the input projection
