@@ -231,8 +231,10 @@ def test_kernel_made_copies_start_on_a_line(shape, dtype):
     """The transposed copy and BLAS_W's landing array start on a 64-byte line (matmul.aligned_empty):
     Numba's own np.empty put the (128, 384) float32 copy 32 bytes past one, so that every vector
     load of the per-step product straddled two lines."""
+    from fastrnn import _memory
     from fastrnn.kernels.matmul import ALIGN_BYTES, aligned_empty, transposed
 
+    assert ALIGN_BYTES == _memory.ALIGN_BYTES  # the same alignment as the wrappers' pooled arrays
     m = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     for _ in range(5):  # where Numba's allocator places a block varies from call to call
         assert transposed(m).ctypes.data % ALIGN_BYTES == 0

@@ -233,7 +233,10 @@ LONG_DOTS = 7  # DOTS one row at a time, for matrices past L1 with long rows, se
 LONG_DOTS_FROM_BYTES = 1 << 17  # ... matrices of at least this many bytes ...
 LONG_DOTS_ROW_BYTES = 1 << 10  # ... whose rows hold at least this many bytes and start on cache lines ...
 LONG_DOTS_ROW_BYTES_BELOW = 1 << 11  # ... but fewer than this many
-ALIGN_BYTES = 64  # kernel-made copies start on a cache line, as the wrappers' arrays do (aligned_empty)
+# Kernel-made copies start on a cache line, as the wrappers' arrays do (aligned_empty).  The value
+# is fastrnn._memory.ALIGN_BYTES, repeated rather than imported because the kernels' cache stamp
+# covers kernels/ and _jit.py only (_jit.KERNEL_SOURCES); a test keeps the two equal.
+ALIGN_BYTES = 64
 
 
 @jit
@@ -485,7 +488,8 @@ def _four_rows(m, v, out, n):
 
 @jit_inline
 def _one_row(m, v, out, n):
-    """out[n] for ``matrix_times_row``'s tail rows (inlined, as ``_four_rows``)."""
+    """out[n] for ``matrix_times_row``'s tail rows and ``long_rows_times_row`` (inlined, as
+    ``_four_rows``)."""
     total = out.dtype.type(0.0)
     row = m[n]
     for k in range(m.shape[1]):
@@ -504,13 +508,8 @@ def zigzag(m):
 def long_rows_times_row(m, v, out):
     """out (N,) = m (N, K) @ v (K,) as ``matrix_times_row``, one row per pass: the ``LONG_DOTS``
     form (module docstring), whose sum LLVM splits over four vector accumulators."""
-    N, K = m.shape
-    for n in range(N):
-        total = out.dtype.type(0.0)
-        row = m[n]
-        for k in range(K):
-            total += row[k] * v[k]
-        out[n] = total
+    for n in range(m.shape[0]):
+        _one_row(m, v, out, n)
 
 
 @jit
